@@ -1,0 +1,1 @@
+"""Subcommands of the ``vdata`` command line, one module each."""
