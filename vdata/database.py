@@ -1,0 +1,356 @@
+"""Database: the asyncpg pool behind a circuit breaker, retries and error translation."""
+
+from __future__ import annotations
+
+__all__ = ["Database", "connect"]
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from types import TracebackType
+from typing import Any, TypeVar
+
+import asyncpg
+
+from vdata import _pool
+from vdata.breaker import CircuitBreaker
+from vdata.errors import TransientError, UnavailableError, VdataError, translate
+from vdata.health import BreakerHealth, Counters, Health, PoolHealth
+from vdata.queries import Query
+from vdata.repositories import Areas
+from vdata.retry import is_transient, retry_call
+from vdata.settings import Settings
+from vdata.transaction import IsolationLevel, Transaction, TransactionContext
+
+log = logging.getLogger("vdata.database")
+slow_log = logging.getLogger("vdata.query")
+T = TypeVar("T")
+
+# Bound methods of asyncpg's Connection, looked up once: the hot path calls
+# them on the pooled connection without a getattr per call.
+_FETCHROW = asyncpg.Connection.fetchrow
+_FETCH = asyncpg.Connection.fetch
+_FETCHVAL = asyncpg.Connection.fetchval
+_EXECUTE = asyncpg.Connection.execute
+
+
+class _NotSent(Exception):
+    """Carries a failure that happened before the statement left the client."""
+
+    def __init__(self, error: VdataError) -> None:
+        super().__init__(error)
+        self.error = error
+
+
+class Database(Areas):
+    """A pool of connections to one PostgreSQL, and the repositories on it."""
+
+    actor: str | None = None  # writes on the pool name their actor explicitly
+
+    def __init__(self, settings: Settings, pool: asyncpg.Pool) -> None:
+        self.settings = settings
+        self._pool = pool
+        self.counters = Counters()
+        self.breaker = CircuitBreaker(
+            failure_threshold=settings.breaker_failure_threshold,
+            cooldown=settings.breaker_cooldown,
+            jitter=settings.breaker_cooldown_jitter,
+            half_open_max_calls=settings.breaker_half_open_max_calls,
+        )
+        self._acquire_timeout = settings.acquire_timeout
+        self._slow = settings.slow_query_threshold
+        self._closed = False
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else self.breaker.state
+        return f"<vdata.Database {self.settings!r} {state}>"
+
+    async def __aenter__(self) -> Database:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def close(self, timeout: float | None = None) -> None:
+        """Wait up to *timeout* (default ``close_timeout``) for calls in flight, then close.
+
+        Connections still busy when the time is up are terminated; their
+        callers get UnavailableError.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        limit = self.settings.close_timeout if timeout is None else timeout
+        try:
+            await asyncio.wait_for(self._pool.close(), limit)
+        except (TimeoutError, asyncio.TimeoutError):
+            log.warning("close: calls still in flight after %.1f s; terminating", limit)
+            self._pool.terminate()
+
+    # -- the executor ----------------------------------------------------
+
+    async def fetchrow(self, q: Query, args: Sequence[object]) -> asyncpg.Record | None:
+        """Run *q* on a pooled connection; return its first row or None."""
+        return await self._run(q, _FETCHROW, args)  # type: ignore[no-any-return]
+
+    async def fetch(self, q: Query, args: Sequence[object]) -> list[asyncpg.Record]:
+        """Run *q* on a pooled connection; return every row."""
+        return await self._run(q, _FETCH, args)  # type: ignore[no-any-return]
+
+    async def fetchval(self, q: Query, args: Sequence[object]) -> object:
+        """Run *q* on a pooled connection; return the first column of the first row."""
+        return await self._run(q, _FETCHVAL, args)
+
+    async def execute(self, q: Query, args: Sequence[object]) -> str:
+        """Run *q* on a pooled connection; return its status string."""
+        return str(await self._run(q, _EXECUTE, args))
+
+    async def _run(self, q: Query, method: Callable[..., Awaitable[Any]], args: Sequence[object]) -> Any:
+        try:
+            return await self._attempt(q, method, args)
+        except _NotSent as failure:
+            # Nothing reached the server, so even a write may be tried again.
+            first = failure.error
+        except VdataError as error:
+            if not (q.read_only and is_transient(error)):
+                raise
+            first = error
+        if not is_transient(first):
+            raise first from first.__cause__
+        return await self._retry(q, method, args, first)
+
+    async def _attempt(
+        self, q: Query, method: Callable[..., Awaitable[Any]], args: Sequence[object]
+    ) -> Any:
+        if self._closed:
+            raise UnavailableError("the database is closed")
+        breaker = self.breaker
+        breaker.before_call()  # raises UnavailableError while the circuit is open
+        counters = self.counters
+        counters.queries += 1
+        try:
+            conn = await self._pool.acquire(timeout=self._acquire_timeout)
+        except BaseException as exc:
+            raise _NotSent(self._failed(exc, q, acquiring=True)) from exc
+        started = time.perf_counter()
+        try:
+            result = await method(conn, q.sql, *args)
+        except BaseException as exc:
+            error = self._failed(exc, q, acquiring=False)
+            if error is None:
+                raise
+            raise error from exc
+        finally:
+            await self._pool.release(conn)
+        breaker.on_success()
+        elapsed = time.perf_counter() - started
+        if elapsed >= self._slow:
+            counters.slow_queries += 1
+            slow_log.warning("slow query %s took %.1f ms", q.name, elapsed * 1000)
+        return result
+
+    def _failed(self, exc: BaseException, q: Query | None, *, acquiring: bool) -> Any:
+        """Record *exc* with the breaker and counters; return the vdata error to raise.
+
+        Returns None for a cancellation, which must propagate unchanged.
+        """
+        if not isinstance(exc, Exception):  # CancelledError, KeyboardInterrupt
+            self.breaker.on_failure(exc)
+            return None
+        if acquiring and isinstance(exc, (TimeoutError, asyncio.TimeoutError)):
+            # Every connection was busy: load on our side, not an outage.
+            self.breaker.on_success()
+            error: VdataError = UnavailableError(
+                f"no free connection within {self._acquire_timeout} s "
+                f"(pool_max_size={self.settings.pool_max_size}); the pool is exhausted"
+            )
+        else:
+            error = exc if isinstance(exc, VdataError) else translate(
+                exc, query=q.name if q else None
+            )
+            self.breaker.on_failure(error)
+            if acquiring:
+                self.counters.connect_failures += 1
+        self.counters.failures[type(error).__name__] += 1
+        return error
+
+    async def _retry(
+        self,
+        q: Query,
+        method: Callable[..., Awaitable[Any]],
+        args: Sequence[object],
+        first: VdataError,
+    ) -> Any:
+        async def attempt() -> Any:
+            try:
+                return await self._attempt(q, method, args)
+            except _NotSent as failure:
+                raise failure.error from failure.error.__cause__
+
+        def on_retry(error: BaseException, tries: int) -> None:
+            self.counters.retries += 1
+
+        self.counters.retries += 1
+        return await retry_call(
+            attempt,
+            tries=self.settings.retry_tries - 1,
+            max_time=self.settings.retry_max_time,
+            retry_on=lambda e: is_transient(e) and (q.read_only or _proved_not_sent(e)),
+            on_retry=on_retry,
+            name=q.name,
+            first_error=first,
+        )
+
+    # -- transactions -----------------------------------------------------
+
+    def transaction(
+        self,
+        actor: str | None = None,
+        isolation: IsolationLevel | None = None,
+        readonly: bool = False,
+    ) -> TransactionContext:
+        """Return ``async with db.transaction() as tx``: one connection, all or nothing."""
+        return TransactionContext(self, actor=actor, isolation=isolation, readonly=readonly)
+
+    async def run_in_transaction(
+        self,
+        fn: Callable[[Transaction], Awaitable[T]],
+        *,
+        retries: int = 3,
+        actor: str | None = None,
+        isolation: IsolationLevel | None = "serializable",
+        readonly: bool = False,
+    ) -> T:
+        """Run ``fn(tx)`` in a transaction; re-run all of it on serialization failure or deadlock."""
+
+        async def once() -> T:
+            async with self.transaction(actor=actor, isolation=isolation, readonly=readonly) as tx:
+                return await fn(tx)
+
+        try:
+            return await once()
+        except TransientError as error:
+            if error.sqlstate not in _RERUN:
+                raise
+            first = error
+        self.counters.retries += 1
+        return await retry_call(
+            once,
+            tries=retries,
+            max_time=self.settings.retry_max_time,
+            retry_on=lambda e: isinstance(e, TransientError) and e.sqlstate in _RERUN,
+            on_retry=lambda e, n: self._count_retry(),
+            name="run_in_transaction",
+            first_error=first,
+        )
+
+    def _count_retry(self) -> None:
+        self.counters.retries += 1
+
+    async def _acquire_for_transaction(self) -> asyncpg.Connection:
+        async def acquire() -> asyncpg.Connection:
+            if self._closed:
+                raise UnavailableError("the database is closed")
+            self.breaker.before_call()
+            try:
+                conn = await self._pool.acquire(timeout=self._acquire_timeout)
+            except BaseException as exc:
+                error = self._failed(exc, None, acquiring=True)
+                if error is None:
+                    raise
+                raise error from exc
+            self.breaker.on_success()
+            return conn  # type: ignore[no-any-return]
+
+        try:
+            return await acquire()
+        except TransientError as first:
+            # Acquiring sends no statement, so it is always safe to retry.
+            return await retry_call(  # type: ignore[no-any-return]
+                acquire,
+                tries=self.settings.retry_tries - 1,
+                max_time=self.settings.retry_max_time,
+                retry_on=is_transient,
+                on_retry=lambda e, n: self._count_retry(),
+                name="acquire",
+                first_error=first,
+            )
+
+    async def _release(self, conn: asyncpg.Connection) -> None:
+        await self._pool.release(conn)
+
+    # -- health -----------------------------------------------------------
+
+    async def health(self, timeout: float = 2.0) -> Health:
+        """Return the state of server, pool and breaker; never raises."""
+        ok, latency, version, error = False, None, None, None
+        started = time.perf_counter()
+        try:
+            async with asyncio.timeout(timeout):
+                async with self._pool.acquire() as conn:
+                    version = await conn.fetchval("SHOW server_version")
+            latency = (time.perf_counter() - started) * 1000
+            ok = True
+        except Exception as exc:
+            err = exc if isinstance(exc, VdataError) else translate(exc)
+            error = f"{type(err).__name__}: {err}"
+        snap = self.breaker.snapshot()
+        pool = self._pool
+        size, idle = pool.get_size(), pool.get_idle_size()
+        counters = self.counters
+        return Health(
+            ok=ok,
+            latency_ms=latency,
+            server_version=version,
+            error=error,
+            pool=PoolHealth(
+                size=size,
+                min_size=pool.get_min_size(),
+                max_size=pool.get_max_size(),
+                idle=idle,
+                in_use=size - idle,
+            ),
+            breaker=BreakerHealth(
+                state=str(snap.state),
+                consecutive_failures=snap.consecutive_failures,
+                times_opened=snap.times_opened,
+                last_failure_kind=snap.last_failure_kind,
+            ),
+            queries=counters.queries,
+            retries=counters.retries,
+            slow_queries=counters.slow_queries,
+            connect_failures=counters.connect_failures,
+            failures=dict(counters.failures),
+        )
+
+
+_RERUN = frozenset({"40001", "40P01"})
+
+
+def _proved_not_sent(error: BaseException) -> bool:
+    from vdata.retry import proves_not_sent
+
+    return proves_not_sent(error)
+
+
+async def connect(dsn: str | None = None, *, settings: Settings | None = None) -> Database:
+    """Open a pool to *dsn* (or ``settings.dsn``, or ``VDATA_DSN``) and return the Database.
+
+    Raise UnavailableError if the server cannot be reached, ValidationError
+    for bad settings.
+    """
+    settings = settings or Settings.from_env()
+    if dsn is not None:
+        settings = settings.replace(dsn=dsn)
+    if not settings.dsn:
+        from vdata.errors import ValidationError
+
+        raise ValidationError("no DSN: pass connect(dsn) or set VDATA_DSN", field="dsn")
+    pool = await _pool.create_pool(settings)
+    return Database(settings, pool)

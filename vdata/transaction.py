@@ -1,0 +1,194 @@
+"""Transaction: the one connection of an open transaction, as an executor."""
+
+from __future__ import annotations
+
+__all__ = ["IsolationLevel", "Transaction", "TransactionContext"]
+
+from collections.abc import Sequence
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Literal
+
+from vdata.errors import VdataError, translate
+from vdata.repositories import Areas
+
+if TYPE_CHECKING:
+    import asyncpg
+    from asyncpg.transaction import Transaction as PgTransaction
+
+    from vdata.database import Database
+    from vdata.queries import Query
+
+IsolationLevel = Literal["read_committed", "repeatable_read", "serializable"]
+_ISOLATION = {
+    None: None,
+    "read_committed": "read_committed",
+    "repeatable_read": "repeatable_read",
+    "serializable": "serializable",
+}
+
+
+class Transaction(Areas):
+    """One connection inside BEGIN ... COMMIT; repositories as attributes.
+
+    Statements here are never retried one by one: a transaction is retried
+    only as a whole (``Database.run_in_transaction``).
+    """
+
+    def __init__(
+        self, db: Database, conn: asyncpg.Connection, *, actor: str | None, readonly: bool
+    ) -> None:
+        super().__init__()
+        self._db = db
+        self._conn = conn
+        self.actor = actor
+        self.readonly = readonly
+
+    def __repr__(self) -> str:
+        return f"<vdata.Transaction actor={self.actor!r} readonly={self.readonly}>"
+
+    @property
+    def settings(self) -> Any:
+        """The settings of the database this transaction belongs to."""
+        return self._db.settings
+
+    async def fetchrow(self, q: Query, args: Sequence[object]) -> asyncpg.Record | None:
+        """Run *q* and return its first row or None."""
+        self._db.counters.queries += 1
+        try:
+            return await self._conn.fetchrow(q.sql, *args)
+        except Exception as exc:
+            raise self._fail(exc, q) from exc
+
+    async def fetch(self, q: Query, args: Sequence[object]) -> list[asyncpg.Record]:
+        """Run *q* and return every row."""
+        self._db.counters.queries += 1
+        try:
+            return await self._conn.fetch(q.sql, *args)
+        except Exception as exc:
+            raise self._fail(exc, q) from exc
+
+    async def fetchval(self, q: Query, args: Sequence[object]) -> object:
+        """Run *q* and return the first column of its first row."""
+        self._db.counters.queries += 1
+        try:
+            return await self._conn.fetchval(q.sql, *args)
+        except Exception as exc:
+            raise self._fail(exc, q) from exc
+
+    async def execute(self, q: Query, args: Sequence[object]) -> str:
+        """Run *q* and return its status string (``'UPDATE 1'``)."""
+        self._db.counters.queries += 1
+        try:
+            return str(await self._conn.execute(q.sql, *args))
+        except Exception as exc:
+            raise self._fail(exc, q) from exc
+
+    async def copy_records(
+        self, table: str, *, schema: str, columns: Sequence[str], records: Sequence[tuple[Any, ...]]
+    ) -> int:
+        """COPY *records* into *schema.table*; return the number of rows written."""
+        self._db.counters.queries += 1
+        try:
+            status = await self._conn.copy_records_to_table(
+                table, schema_name=schema, columns=list(columns), records=records
+            )
+        except Exception as exc:
+            raise self._fail(exc, None) from exc
+        return int(str(status).rsplit(" ", 1)[-1])
+
+    def cursor(self, q: Query, args: Sequence[object], *, prefetch: int = 1000) -> Any:
+        """Return a server-side cursor over *q*'s rows (an async iterator)."""
+        return self._conn.cursor(q.sql, *args, prefetch=prefetch)
+
+    def transaction(self) -> TransactionContext:
+        """Return a savepoint inside this transaction, as an async context manager."""
+        return TransactionContext(self._db, actor=self.actor, parent=self)
+
+    def _fail(self, exc: BaseException, q: Query | None) -> VdataError:
+        err = exc if isinstance(exc, VdataError) else translate(exc, query=q.name if q else None)
+        self._db.counters.failures[type(err).__name__] += 1
+        return err
+
+
+class TransactionContext:
+    """``async with db.transaction() as tx``: commit on success, roll back on error.
+
+    On the pool it acquires one connection for the whole block; inside
+    another transaction it is a savepoint on that transaction's connection.
+    """
+
+    __slots__ = (
+        "_conn",
+        "_db",
+        "_isolation",
+        "_parent",
+        "_pg_tx",
+        "_readonly",
+        "_tx",
+        "actor",
+    )
+
+    def __init__(
+        self,
+        db: Database,
+        *,
+        actor: str | None = None,
+        isolation: IsolationLevel | None = None,
+        readonly: bool = False,
+        parent: Transaction | None = None,
+    ) -> None:
+        if isolation not in _ISOLATION:
+            raise ValueError(f"unknown isolation level {isolation!r}")
+        self._db = db
+        self.actor = actor
+        self._isolation = isolation
+        self._readonly = readonly
+        self._parent = parent
+        self._conn: asyncpg.Connection | None = None
+        self._pg_tx: PgTransaction | None = None
+        self._tx: Transaction | None = None
+
+    async def __aenter__(self) -> Transaction:
+        if self._parent is not None:
+            # A savepoint: same connection, same actor unless given.
+            conn = self._parent._conn
+            readonly = self._parent.readonly
+        else:
+            conn = await self._db._acquire_for_transaction()
+            readonly = self._readonly
+        self._conn = conn
+        pg_tx = conn.transaction(isolation=_ISOLATION[self._isolation], readonly=readonly)
+        try:
+            await pg_tx.start()
+        except BaseException as exc:
+            await self._release()
+            if isinstance(exc, Exception):
+                raise translate(exc) from exc
+            raise
+        self._pg_tx = pg_tx
+        self._tx = Transaction(self._db, conn, actor=self.actor, readonly=readonly)
+        return self._tx
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        assert self._pg_tx is not None
+        try:
+            if exc_type is None:
+                await self._pg_tx.commit()
+            else:
+                await self._pg_tx.rollback()
+        except Exception as failure:
+            if exc_type is None:
+                raise translate(failure) from failure
+            # The block already failed; its error is the one to report.
+        finally:
+            await self._release()
+
+    async def _release(self) -> None:
+        if self._parent is None and self._conn is not None:
+            conn, self._conn = self._conn, None
+            await self._db._release(conn)
