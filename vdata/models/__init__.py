@@ -1,0 +1,1 @@
+"""msgspec Structs of each area: rows (positional) and inputs (keyword-only)."""
