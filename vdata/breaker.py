@@ -1,0 +1,253 @@
+"""CircuitBreaker: fail fast while the database is unavailable, with an injectable clock."""
+
+from __future__ import annotations
+
+__all__ = ["BreakerSnapshot", "BreakerState", "CircuitBreaker"]
+
+import asyncio
+import enum
+import functools
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable
+from typing import ParamSpec, TypeVar
+
+import msgspec
+
+from vdata.errors import UnavailableError
+from vdata.retry import is_availability_failure
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+log = logging.getLogger("vdata.breaker")
+
+
+class BreakerState(enum.StrEnum):
+    """Where the breaker is: calls pass, fail fast, or a few trial calls pass."""
+
+    CLOSED = "closed"
+    OPEN = "open"
+    HALF_OPEN = "half_open"
+
+
+class BreakerSnapshot(msgspec.Struct, frozen=True, kw_only=True):
+    """The breaker's state and counters at one moment, for health and metrics."""
+
+    state: str
+    calls: int
+    failures: int
+    consecutive_failures: int
+    times_opened: int
+    rejected: int
+    last_failure_kind: str | None
+    retry_after: float | None
+
+
+Listener = Callable[[BreakerState, BreakerState], object]
+
+
+class CircuitBreaker:
+    """Open after *failure_threshold* consecutive availability failures; probe after a cooldown.
+
+    Contract, per call: ``before_call()`` (raises UnavailableError while open,
+    or while every half-open trial slot is taken), then exactly one of
+    ``on_success()`` or ``on_failure(exc)``, from the same asyncio task. A
+    half-open trial slot belongs to the task that took it, so calls that began
+    before the circuit opened cannot release or spend a later trial's slot. A
+    cancelled call (``on_failure(CancelledError())``) frees its slot without
+    counting a failure. An error *is_failure* rejects (a unique violation, a
+    missing row) proves the server answered, so it counts as a success.
+    """
+
+    def __init__(
+        self,
+        *,
+        failure_threshold: int = 5,
+        cooldown: float = 10.0,
+        jitter: float = 0.2,
+        half_open_max_calls: int = 1,
+        success_threshold: int = 1,
+        is_failure: Callable[[BaseException], bool] = is_availability_failure,
+        clock: Callable[[], float] = time.monotonic,
+        rng: Callable[[], float] = random.random,
+    ) -> None:
+        self.failure_threshold = failure_threshold
+        self.cooldown = cooldown
+        self.jitter = jitter
+        self.half_open_max_calls = half_open_max_calls
+        self.success_threshold = success_threshold
+        self._is_failure = is_failure
+        self._clock = clock
+        self._rng = rng
+        self._listeners: list[Listener] = []
+        self._state = BreakerState.CLOSED
+        self._open_until = 0.0
+        self._trials: set[object] = set()  # tasks holding a half-open slot
+        self._trial_successes = 0
+        self.calls = 0
+        self.failures = 0
+        self.consecutive_failures = 0
+        self.times_opened = 0
+        self.rejected = 0
+        self.last_failure_kind: str | None = None
+
+    @property
+    def state(self) -> BreakerState:
+        """Return the current state (open turns half-open only when a call arrives)."""
+        return self._state
+
+    def add_listener(self, callback: Listener) -> None:
+        """Call ``callback(old_state, new_state)`` on every transition."""
+        self._listeners.append(callback)
+
+    def before_call(self) -> bool:
+        """Admit a call; return True for a half-open trial, raise UnavailableError if refused."""
+        if self._state is BreakerState.CLOSED:  # the hot path: no allocation
+            self.calls += 1
+            return False
+        now = self._clock()
+        if self._state is BreakerState.OPEN:
+            if now < self._open_until:
+                self.rejected += 1
+                raise UnavailableError(
+                    "circuit breaker open: the database is unavailable",
+                    retry_after=self._open_until - now,
+                    reason="breaker_open",
+                    not_sent=True,
+                )
+            self._trials.clear()
+            self._trial_successes = 0
+            self._transition(BreakerState.HALF_OPEN)
+        if len(self._trials) >= self.half_open_max_calls:
+            # A task that finished without reporting cannot still be calling:
+            # reclaim its slot rather than stay half-open forever.
+            self._trials = {t for t in self._trials if not _done(t)}
+            if len(self._trials) >= self.half_open_max_calls:
+                self.rejected += 1
+                raise UnavailableError(
+                    "circuit breaker half-open: trial calls in progress",
+                    retry_after=None,  # unknown: as soon as a trial reports
+                    reason="breaker_open",
+                    not_sent=True,
+                )
+        self._trials.add(_owner())
+        self.calls += 1
+        return True
+
+    def on_success(self) -> None:
+        """Record that the admitted call worked (or failed for a non-availability reason)."""
+        if self._state is BreakerState.CLOSED:
+            self.consecutive_failures = 0
+            return
+        if not self._release():
+            return  # began before the circuit opened: it proves nothing now
+        self._trial_successes += 1
+        if self._trial_successes >= self.success_threshold:
+            self.consecutive_failures = 0
+            self._transition(BreakerState.CLOSED)
+
+    def on_failure(self, exc: BaseException) -> None:
+        """Record that the admitted call raised *exc*."""
+        if not isinstance(exc, Exception):
+            # CancelledError (a timeout around the call), KeyboardInterrupt:
+            # nothing was learned about the server.
+            self._release()
+            return
+        if not self._is_failure(exc):
+            self.on_success()
+            return
+        self.failures += 1
+        self.consecutive_failures += 1
+        self.last_failure_kind = type(exc).__name__
+        if self._state is BreakerState.CLOSED:
+            if self.consecutive_failures >= self.failure_threshold:
+                self._open()
+        elif self._release():
+            self._open()  # a trial failed: the server is still not back
+
+    def snapshot(self) -> BreakerSnapshot:
+        """Return the state and counters as a Struct."""
+        remaining = self._open_until - self._clock()
+        return BreakerSnapshot(
+            state=self._state.value,
+            calls=self.calls,
+            failures=self.failures,
+            consecutive_failures=self.consecutive_failures,
+            times_opened=self.times_opened,
+            rejected=self.rejected,
+            last_failure_kind=self.last_failure_kind,
+            retry_after=remaining if self._state is BreakerState.OPEN and remaining > 0 else None,
+        )
+
+    async def call(self, fn: Callable[P, Awaitable[T]], *args: P.args, **kwargs: P.kwargs) -> T:
+        """Run ``await fn(*args, **kwargs)`` through the breaker."""
+        self.before_call()
+        try:
+            result = await fn(*args, **kwargs)
+        except BaseException as exc:
+            self.on_failure(exc)
+            raise
+        self.on_success()
+        return result
+
+    def __call__(self, fn: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
+        """Decorate an async function so that every call goes through the breaker."""
+
+        @functools.wraps(fn)
+        async def guarded(*args: P.args, **kwargs: P.kwargs) -> T:
+            return await self.call(fn, *args, **kwargs)
+
+        return guarded
+
+    def _release(self) -> bool:
+        # True if this task held a trial slot of the current half-open period.
+        if self._state is not BreakerState.HALF_OPEN:
+            return False
+        owner = _owner()
+        if owner not in self._trials:
+            return False
+        self._trials.discard(owner)
+        return True
+
+    def _open(self) -> None:
+        # Jitter spreads the first probes of many service instances apart.
+        self._open_until = self._clock() + self.cooldown * (1 + self.jitter * self._rng())
+        self.times_opened += 1
+        self._trials.clear()
+        self._transition(BreakerState.OPEN)
+
+    def _transition(self, new: BreakerState) -> None:
+        old, self._state = self._state, new
+        if new is BreakerState.OPEN:
+            log.warning(
+                "circuit breaker opened after %d consecutive failures (last %s); cooldown %.1f s",
+                self.consecutive_failures,
+                self.last_failure_kind,
+                self._open_until - self._clock(),
+            )
+        elif new is BreakerState.CLOSED:
+            log.info("circuit breaker closed: the database answers again")
+        else:
+            log.info("circuit breaker half-open: letting trial calls through")
+        for listener in self._listeners:
+            try:
+                listener(old, new)
+            except Exception:
+                # A broken metrics hook must not break database calls.
+                log.exception("circuit breaker listener %r failed", listener)
+
+
+_NO_TASK = object()  # the owner of calls made outside any asyncio task
+
+
+def _owner() -> object:
+    try:
+        return asyncio.current_task() or _NO_TASK
+    except RuntimeError:  # no running event loop: synchronous use
+        return _NO_TASK
+
+
+def _done(owner: object) -> bool:
+    return isinstance(owner, asyncio.Task) and owner.done()
