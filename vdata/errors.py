@@ -84,7 +84,7 @@ class VdataError(Exception):
             f", {name}={value!r}"
             for name, value in (
                 ("sqlstate", self.sqlstate),
-                ("constraint", self.constraint),
+                ("constraint", _safe_ident(self.constraint) if self.constraint else None),
                 ("reason", self.reason),
             )
             if value is not None
