@@ -7,7 +7,6 @@ import logging
 from collections.abc import Awaitable, Callable, Iterator
 
 import asyncpg
-import backoff._async
 import pytest
 from asyncpg.exceptions._base import PostgresMessageMeta
 
@@ -133,7 +132,8 @@ def waits(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[float]]:
         recorded.append(seconds)
         await real_sleep(0)
 
-    monkeypatch.setattr(backoff._async.asyncio, "sleep", fake_sleep)
+    # backoff sleeps with asyncio.sleep looked up at call time.
+    monkeypatch.setattr("backoff._async.asyncio.sleep", fake_sleep)
     yield recorded
 
 
