@@ -160,14 +160,7 @@ def _session(
 ) -> Iterator[tuple[psycopg.Connection[Any], str]]:
     """Connect, take the run's advisory lock, yield (connection, yoyo URI)."""
     params = _conninfo(dsn)
-    try:
-        conn = psycopg.connect(autocommit=True, **params)
-    except psycopg.Error as exc:
-        raise MigrationError(
-            f"vdata migrate: cannot connect to database {params['dbname']!r}: "
-            f"{_scrub(str(exc).strip(), params)}"
-        ) from None
-    with conn:
+    with _connect(params) as conn:
         _set(conn, "lock_timeout", lock_wait)
         try:
             conn.execute("SELECT pg_advisory_lock(%s)", (LOCK_KEY,))
@@ -189,6 +182,16 @@ def _session(
             # lets a waiting run go on without waiting for the disconnect.
             with suppress(psycopg.Error):
                 conn.execute("SELECT pg_advisory_unlock(%s)", (LOCK_KEY,))
+
+
+def _connect(params: dict[str, Any]) -> psycopg.Connection[Any]:
+    try:
+        return psycopg.connect(autocommit=True, **params)
+    except psycopg.Error as exc:
+        raise MigrationError(
+            f"vdata migrate: cannot connect to database {params['dbname']!r}: "
+            f"{_scrub(str(exc).strip(), params)}"
+        ) from None
 
 
 def _set(conn: psycopg.Connection[Any], setting: str, seconds: float) -> None:
@@ -441,7 +444,7 @@ def status(dsn: str, *, directory: Path | None = None) -> list[MigrationState]:
     found = _files(directory or migrations_dir())
     params = _conninfo(dsn)
     try:
-        with psycopg.connect(autocommit=True, **params) as conn, conn.cursor() as cur:
+        with _connect(params) as conn, conn.cursor() as cur:
             cur.execute(
                 "SELECT to_regclass('vdata_migrations._yoyo_migration'),"
                 " to_regclass('vdata_migrations.checksum')"

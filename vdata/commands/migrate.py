@@ -1,0 +1,174 @@
+"""``vdata migrate``: apply (the default), rollback [N], status, new NAME."""
+
+from __future__ import annotations
+
+__all__ = ["register"]
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+_DSN_HELP = "database to migrate, as the schema owner (default: $VDATA_DSN)"
+
+
+def register(subparsers: Any) -> None:
+    """Add ``migrate`` and its actions to the ``vdata`` command's *subparsers*."""
+    # The connection options are accepted both before and after the action
+    # (`vdata migrate --dsn X status` and `vdata migrate status --dsn X`); on
+    # the actions they default to SUPPRESS so they never hide the outer value.
+    common = argparse.ArgumentParser(add_help=False)
+    _add_options(common, default=argparse.SUPPRESS)
+
+    parser = subparsers.add_parser(
+        "migrate",
+        help="apply, roll back or list the schema migrations",
+        description="Apply every pending migration (the default), or run an action.",
+    )
+    _add_options(parser, default=None)
+    parser.set_defaults(func=_apply)
+    actions = parser.add_subparsers(dest="action", metavar="ACTION")
+
+    apply = actions.add_parser("apply", parents=[common], help="apply pending migrations")
+    apply.set_defaults(func=_apply)
+
+    rollback = actions.add_parser(
+        "rollback", parents=[common], help="roll back the last N applied migrations"
+    )
+    rollback.add_argument("count", nargs="?", type=int, default=1, help="how many (default 1)")
+    rollback.set_defaults(func=_rollback)
+
+    status = actions.add_parser(
+        "status", parents=[common], help="list applied, pending and changed migrations"
+    )
+    status.set_defaults(func=_status)
+
+    new = actions.add_parser("new", help="create NNNN.NAME.sql and its .rollback.sql")
+    new.add_argument("name", help="<verb>-<object>, e.g. add-tasks-labels")
+    new.add_argument("--directory", type=Path, default=None, help="default: the migrations/")
+    new.set_defaults(func=_new)
+
+
+def _add_options(parser: argparse.ArgumentParser, *, default: Any) -> None:
+    parser.add_argument("--dsn", default=default, help=_DSN_HELP)
+    parser.add_argument(
+        "--app-role",
+        default=default,
+        help="service role to grant DML to when it exists (default: vdata_app)",
+    )
+    parser.add_argument(
+        "--lock-timeout",
+        type=float,
+        default=default,
+        metavar="SECONDS",
+        help="lock_timeout of migration sessions (default 10)",
+    )
+    parser.add_argument(
+        "--statement-timeout",
+        type=float,
+        default=default,
+        metavar="SECONDS",
+        help="statement_timeout of migration sessions (default 900)",
+    )
+    parser.add_argument("-q", "--quiet", action="store_true", default=default or False)
+
+
+def _settings(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
+    dsn = args.dsn or os.environ.get("VDATA_DSN")
+    if not dsn:
+        raise _Usage("no database: pass --dsn or set VDATA_DSN")
+    _logging(args)
+    options: dict[str, Any] = {}
+    if args.lock_timeout is not None:
+        options["lock_timeout"] = args.lock_timeout
+    if args.statement_timeout is not None:
+        options["statement_timeout"] = args.statement_timeout
+    return dsn, options
+
+
+def _logging(args: argparse.Namespace) -> None:
+    # Progress and warnings (a missing service role) go to stderr; yoyo's
+    # per-step chatter stays below the threshold.
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("vdata migrate: %(message)s"))
+    log = logging.getLogger("vdata.migrations")
+    log.addHandler(handler)
+    log.setLevel(logging.WARNING if args.quiet else logging.INFO)
+    log.propagate = False
+
+
+class _Usage(Exception):
+    """A mistake in the command line; the message says what to pass."""
+
+
+def _guard(run: Any, args: argparse.Namespace) -> int:
+    from vdata.errors import VdataError
+
+    try:
+        return int(run(args))
+    except _Usage as exc:
+        print(f"vdata migrate: {exc}", file=sys.stderr)
+    except VdataError as exc:
+        # Messages from vdata.migrations say what failed and what to do, and
+        # never include the DSN's password; the traceback adds nothing.
+        print(exc.message, file=sys.stderr)
+    except OSError as exc:
+        print(f"vdata migrate: {exc}", file=sys.stderr)
+    return 1
+
+
+def _apply(args: argparse.Namespace) -> int:
+    def run(args: argparse.Namespace) -> int:
+        from vdata import migrations
+
+        dsn, options = _settings(args)
+        applied = migrations.apply(dsn, app_role=args.app_role or "vdata_app", **options)
+        if not args.quiet:
+            print(f"applied {len(applied)} migration(s)" + "".join(f"\n  {m}" for m in applied))
+        return 0
+
+    return _guard(run, args)
+
+
+def _rollback(args: argparse.Namespace) -> int:
+    def run(args: argparse.Namespace) -> int:
+        from vdata import migrations
+
+        dsn, options = _settings(args)
+        undone = migrations.rollback(
+            dsn, args.count, app_role=args.app_role or "vdata_app", **options
+        )
+        if not args.quiet:
+            print(f"rolled back {len(undone)} migration(s)" + "".join(f"\n  {m}" for m in undone))
+        return 0
+
+    return _guard(run, args)
+
+
+def _status(args: argparse.Namespace) -> int:
+    def run(args: argparse.Namespace) -> int:
+        from vdata import migrations
+
+        dsn, _options = _settings(args)
+        states = migrations.status(dsn)
+        for state in states:
+            when = f"  {state.applied_at:%Y-%m-%d %H:%M:%S}" if state.applied_at else ""
+            detail = f"  ({state.detail})" if state.detail else ""
+            print(f"{state.state:<8} {state.id}{when}{detail}")
+        # A changed or missing file is a problem a deploy must not ignore.
+        return 1 if any(s.state in ("changed", "missing") for s in states) else 0
+
+    return _guard(run, args)
+
+
+def _new(args: argparse.Namespace) -> int:
+    def run(args: argparse.Namespace) -> int:
+        from vdata import migrations
+
+        path, rollback_path = migrations.new(args.name, args.directory)
+        print(f"created {path}\ncreated {rollback_path}")
+        return 0
+
+    return _guard(run, args)
