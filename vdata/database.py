@@ -15,11 +15,11 @@ import asyncpg
 
 from vdata import _pool
 from vdata.breaker import CircuitBreaker
-from vdata.errors import TransientError, UnavailableError, VdataError, translate
+from vdata.errors import Stage, TransientError, UnavailableError, VdataError, translate
 from vdata.health import BreakerHealth, Counters, Health, PoolHealth
 from vdata.queries import Query
 from vdata.repositories import Areas
-from vdata.retry import is_transient, retry_call
+from vdata.retry import is_transient, proves_not_sent, retry_call
 from vdata.settings import Settings
 from vdata.transaction import IsolationLevel, Transaction, TransactionContext
 
@@ -33,14 +33,6 @@ _FETCHROW = asyncpg.Connection.fetchrow
 _FETCH = asyncpg.Connection.fetch
 _FETCHVAL = asyncpg.Connection.fetchval
 _EXECUTE = asyncpg.Connection.execute
-
-
-class _NotSent(Exception):
-    """Carries a failure that happened before the statement left the client."""
-
-    def __init__(self, error: VdataError) -> None:
-        super().__init__(error)
-        self.error = error
 
 
 class Database(Areas):
@@ -97,7 +89,7 @@ class Database(Areas):
 
     async def fetchrow(self, q: Query, args: Sequence[object]) -> asyncpg.Record | None:
         """Run *q* on a pooled connection; return its first row or None."""
-        return await self._run(q, _FETCHROW, args)  # type: ignore[no-any-return]
+        return await self._run(q, _FETCHROW, args)
 
     async def fetch(self, q: Query, args: Sequence[object]) -> list[asyncpg.Record]:
         """Run *q* on a pooled connection; return every row."""
@@ -111,43 +103,52 @@ class Database(Areas):
         """Run *q* on a pooled connection; return its status string."""
         return str(await self._run(q, _EXECUTE, args))
 
-    async def _run(self, q: Query, method: Callable[..., Awaitable[Any]], args: Sequence[object]) -> Any:
+    async def _run(
+        self, q: Query, method: Callable[..., Awaitable[Any]], args: Sequence[object]
+    ) -> Any:
         try:
             return await self._attempt(q, method, args)
-        except _NotSent as failure:
-            # Nothing reached the server, so even a write may be tried again.
-            first = failure.error
         except VdataError as error:
-            if not (q.read_only and is_transient(error)):
+            # A read may run again; a write only if it provably never left
+            # the client (DESIGN.md: retries never duplicate a write).
+            if not (is_transient(error) and (q.read_only or error.not_sent)):
                 raise
             first = error
-        if not is_transient(first):
-            raise first from first.__cause__
-        return await self._retry(q, method, args, first)
+        return await retry_call(
+            lambda: self._attempt(q, method, args),
+            tries=self.settings.retry_tries - 1,
+            max_time=self.settings.retry_max_time,
+            retry_on=lambda e: is_transient(e) and (q.read_only or proves_not_sent(e)),
+            on_retry=self._count_retry,
+            name=q.name,
+            first_error=first,
+        )
 
     async def _attempt(
         self, q: Query, method: Callable[..., Awaitable[Any]], args: Sequence[object]
     ) -> Any:
         if self._closed:
-            raise UnavailableError("the database is closed")
+            raise UnavailableError("the database is closed", reason="pool_closed", not_sent=True)
         breaker = self.breaker
         breaker.before_call()  # raises UnavailableError while the circuit is open
         counters = self.counters
         counters.queries += 1
+        pool = self._pool
         try:
-            conn = await self._pool.acquire(timeout=self._acquire_timeout)
+            conn = await pool.acquire(timeout=self._acquire_timeout)
         except BaseException as exc:
-            raise _NotSent(self._failed(exc, q, acquiring=True)) from exc
+            raise self._failed(exc, q, "acquire") from exc
         started = time.perf_counter()
         try:
-            result = await method(conn, q.sql, *args)
+            # The pool hands out a proxy whose every attribute access goes
+            # through __getattr__; call the method on the connection itself.
+            result = await method(getattr(conn, "_con", conn), q.sql, *args)
         except BaseException as exc:
-            error = self._failed(exc, q, acquiring=False)
-            if error is None:
-                raise
-            raise error from exc
+            if isinstance(exc, asyncpg.exceptions.InternalClientError):
+                conn.terminate()  # out of step with its server: never reuse it
+            raise self._failed(exc, q, None) from exc
         finally:
-            await self._pool.release(conn)
+            await pool.release(conn)
         breaker.on_success()
         elapsed = time.perf_counter() - started
         if elapsed >= self._slow:
@@ -155,57 +156,23 @@ class Database(Areas):
             slow_log.warning("slow query %s took %.1f ms", q.name, elapsed * 1000)
         return result
 
-    def _failed(self, exc: BaseException, q: Query | None, *, acquiring: bool) -> Any:
-        """Record *exc* with the breaker and counters; return the vdata error to raise.
+    def _failed(self, exc: BaseException, q: Query | None, stage: Stage) -> BaseException:
+        """Record *exc* with the breaker and counters; return what to raise.
 
-        Returns None for a cancellation, which must propagate unchanged.
+        A cancellation (or any BaseException) propagates unchanged; every
+        Exception becomes a vdata error naming the query.
         """
-        if not isinstance(exc, Exception):  # CancelledError, KeyboardInterrupt
-            self.breaker.on_failure(exc)
-            return None
-        if acquiring and isinstance(exc, (TimeoutError, asyncio.TimeoutError)):
-            # Every connection was busy: load on our side, not an outage.
-            self.breaker.on_success()
-            error: VdataError = UnavailableError(
-                f"no free connection within {self._acquire_timeout} s "
-                f"(pool_max_size={self.settings.pool_max_size}); the pool is exhausted"
-            )
-        else:
-            error = exc if isinstance(exc, VdataError) else translate(
-                exc, query=q.name if q else None
-            )
-            self.breaker.on_failure(error)
-            if acquiring:
-                self.counters.connect_failures += 1
+        self.breaker.on_failure(exc)
+        if not isinstance(exc, Exception):
+            return exc
+        error = translate(exc, query=q.name if q is not None else None, stage=stage)
+        if stage is not None and error.reason != "acquire_timeout":
+            self.counters.connect_failures += 1
         self.counters.failures[type(error).__name__] += 1
         return error
 
-    async def _retry(
-        self,
-        q: Query,
-        method: Callable[..., Awaitable[Any]],
-        args: Sequence[object],
-        first: VdataError,
-    ) -> Any:
-        async def attempt() -> Any:
-            try:
-                return await self._attempt(q, method, args)
-            except _NotSent as failure:
-                raise failure.error from failure.error.__cause__
-
-        def on_retry(error: BaseException, tries: int) -> None:
-            self.counters.retries += 1
-
+    def _count_retry(self, error: BaseException, attempt: int) -> None:
         self.counters.retries += 1
-        return await retry_call(
-            attempt,
-            tries=self.settings.retry_tries - 1,
-            max_time=self.settings.retry_max_time,
-            retry_on=lambda e: is_transient(e) and (q.read_only or _proved_not_sent(e)),
-            on_retry=on_retry,
-            name=q.name,
-            first_error=first,
-        )
 
     # -- transactions -----------------------------------------------------
 
@@ -239,45 +206,40 @@ class Database(Areas):
             if error.sqlstate not in _RERUN:
                 raise
             first = error
-        self.counters.retries += 1
         return await retry_call(
             once,
             tries=retries,
             max_time=self.settings.retry_max_time,
             retry_on=lambda e: isinstance(e, TransientError) and e.sqlstate in _RERUN,
-            on_retry=lambda e, n: self._count_retry(),
+            on_retry=self._count_retry,
             name="run_in_transaction",
             first_error=first,
         )
 
-    def _count_retry(self) -> None:
-        self.counters.retries += 1
-
     async def _acquire_for_transaction(self) -> asyncpg.Connection:
         async def acquire() -> asyncpg.Connection:
             if self._closed:
-                raise UnavailableError("the database is closed")
+                raise UnavailableError(
+                    "the database is closed", reason="pool_closed", not_sent=True
+                )
             self.breaker.before_call()
             try:
                 conn = await self._pool.acquire(timeout=self._acquire_timeout)
             except BaseException as exc:
-                error = self._failed(exc, None, acquiring=True)
-                if error is None:
-                    raise
-                raise error from exc
+                raise self._failed(exc, None, "acquire") from exc
             self.breaker.on_success()
-            return conn  # type: ignore[no-any-return]
+            return conn
 
         try:
             return await acquire()
         except TransientError as first:
             # Acquiring sends no statement, so it is always safe to retry.
-            return await retry_call(  # type: ignore[no-any-return]
+            return await retry_call(
                 acquire,
                 tries=self.settings.retry_tries - 1,
                 max_time=self.settings.retry_max_time,
                 retry_on=is_transient,
-                on_retry=lambda e, n: self._count_retry(),
+                on_retry=self._count_retry,
                 name="acquire",
                 first_error=first,
             )
@@ -331,12 +293,6 @@ class Database(Areas):
 
 
 _RERUN = frozenset({"40001", "40P01"})
-
-
-def _proved_not_sent(error: BaseException) -> bool:
-    from vdata.retry import proves_not_sent
-
-    return proves_not_sent(error)
 
 
 async def connect(dsn: str | None = None, *, settings: Settings | None = None) -> Database:

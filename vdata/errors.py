@@ -341,6 +341,14 @@ def translate(exc: BaseException, *, query: str | None = None, stage: Stage = No
             query=query,
             reason="command_timeout",
         )
+    if isinstance(exc, asyncpg.exceptions.InternalClientError):
+        # "cannot switch to state N; another operation is in progress": the
+        # connection's protocol is out of step (seen when its backend was
+        # terminated while it sat idle in the pool). asyncpg raises this
+        # before writing anything, and the connection is unusable.
+        return TransientError(
+            "the connection is broken", query=query, reason="connection_closed", not_sent=True
+        )
     if isinstance(exc, asyncpg.InterfaceError):
         text = str(exc)
         if "pool is clos" in text:

@@ -63,7 +63,8 @@ class Transaction(Areas):
         """Run *q* and return every row."""
         self._db.counters.queries += 1
         try:
-            return await self._conn.fetch(q.sql, *args)
+            rows: list[asyncpg.Record] = await self._conn.fetch(q.sql, *args)
+            return rows
         except Exception as exc:
             raise self._fail(exc, q) from exc
 

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 import msgspec
 
+from vdata.cursors import CursorCodec
 from vdata.errors import NotFoundError, StaleVersionError, ValidationError
 from vdata.validation import check_actor
 
@@ -123,7 +124,7 @@ class Repository:
         current = await self._value(probe, id=params["id"])
         if current is None:
             raise NotFoundError(what, key)
-        raise StaleVersionError(what, key, expected=expected_version, actual=int(str(current)))
+        raise StaleVersionError(what, key, expected_version=expected_version)
 
     # -- principals and pages -------------------------------------------
 
@@ -174,23 +175,23 @@ class Repository:
         """
         _, limit = self._page_args(0, limit)
         codec = cursor_codec(self._db.settings)
-        position = None if cursor is None else codec.decode(cursor)
+        # The query's name is signed into the cursor: one listing's cursor
+        # is refused by another's.
+        position = None if cursor is None else codec.decode(cursor, scope=q.name)
         rows = await self._many(q, page_size=limit + 1, **after(position), **filters)
         more = len(rows) > limit
         items = rows[:limit]
-        next_cursor = codec.encode(key(items[-1])) if more else None
+        next_cursor = codec.encode(key(items[-1]), scope=q.name) if more else None
         return Slice(items=items, next_cursor=next_cursor)
 
 
-_CODECS: dict[str, Any] = {}
+_CODECS: dict[str, CursorCodec] = {}
 
 
-def cursor_codec(settings: Any) -> Any:
+def cursor_codec(settings: Any) -> CursorCodec:
     """Return the cursor codec for *settings*' secret key (one per key)."""
-    from vdata.security import cursor_codec_for
-
     secret = settings.secret_key
     codec = _CODECS.get(secret)
     if codec is None:
-        codec = _CODECS[secret] = cursor_codec_for(secret)
+        codec = _CODECS[secret] = CursorCodec.from_settings(settings)
     return codec
