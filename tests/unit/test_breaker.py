@@ -373,3 +373,18 @@ def test_opens_exactly_when_threshold_outages_are_consecutive(outcomes: list[str
             assert breaker.state is OPEN
             return
         assert breaker.state is CLOSED
+
+
+async def test_stale_success_does_not_close_a_half_open_breaker() -> None:
+    clock = FakeClock()
+    breaker = make(clock)
+    breaker.before_call()  # a call admitted while closed, outside any task
+    open_breaker(breaker)
+    clock.now += 10
+
+    async def trial() -> bool:
+        return breaker.before_call()
+
+    assert await asyncio.create_task(trial()) is True
+    breaker.on_success()  # the old call finishes: it says nothing about now
+    assert breaker.state is HALF_OPEN

@@ -204,6 +204,13 @@ def test_translate_returns_vdata_errors_unchanged() -> None:
             "connection_closed",
             True,
         ),
+        (
+            asyncpg.exceptions.InternalClientError(f"cannot switch to state 12 {SECRET}"),
+            None,
+            TransientError,
+            "connection_closed",
+            True,
+        ),
         (asyncpg.InterfaceError(SECRET), None, DatabaseError, "client_error", False),
         (asyncpg.InterfaceError(SECRET), "connect", DatabaseError, "client_error", True),
         (ssl.SSLCertVerificationError(SECRET), None, DatabaseError, "connect_config", True),
@@ -274,6 +281,7 @@ def test_keyword_friendly_constructors() -> None:
     assert locked.locked_until == until
     assert "2030-01-01" in str(locked)
     assert str(AccountLockedError()) == "account locked"
+    assert str(AccountLockedError("try again later")) == "try again later"
     assert UnavailableError(retry_after=2.5).retry_after == 2.5
     assert ValidationError("bad email", field="email").field == "email"
     # No message: the class docstring's first line, so str() is never empty.
