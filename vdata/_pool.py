@@ -47,6 +47,13 @@ def ssl_argument(settings: Settings) -> Any:
     return mode
 
 
+def ssl_mode_name(settings: Settings) -> str:
+    """Return the effective sslmode, as a person would write it."""
+    if settings.require_ssl and settings.sslmode in (None, "disable", "allow", "prefer"):
+        return "require (require_ssl)"
+    return settings.sslmode or "from the DSN"
+
+
 async def _no_reset(conn: asyncpg.Connection) -> None:
     """Release a connection without asyncpg's reset query.
 
@@ -95,6 +102,14 @@ async def create_pool(settings: Settings) -> asyncpg.Pool:
         )
     except VdataError:
         raise
+    except ConnectionError as exc:
+        if "SSL" not in str(exc):  # asyncpg: 'server at "h:p" rejected SSL upgrade'
+            raise UnavailableError(f"cannot connect to PostgreSQL: {translate(exc)}") from exc
+        raise UnavailableError(
+            "cannot connect to PostgreSQL: the server does not offer TLS, but "
+            f"sslmode={ssl_mode_name(settings)} requires it (enable ssl on the server, "
+            "or relax sslmode / require_ssl)"
+        ) from exc
     except Exception as exc:
         error = translate(exc)
         if isinstance(error, UnavailableError):
