@@ -1,0 +1,359 @@
+"""``vdata check``: every named query of ``sql/`` against a migrated schema.
+
+What is checked, for each ``-- name:`` block (see docs/check-and-explain.md):
+
+* the files alone: a doc comment, a parameter list, no name used twice in one
+  folder (aiosql would silently keep one), declared parameters == used ones;
+* on the server: the statement prepares (syntax, unknown relations or
+  columns, type errors); the types it infers for parameters (an ``unknown``
+  is an error, a ``text`` for a parameter named like an id, time or count is
+  a warning: a cast was probably meant);
+* against the row Struct tied by ``vdata.queries.query(name, Struct)``:
+  column names, order and count equal the Struct's positional fields, each
+  column's type is one asyncpg decodes into the field's annotation, and a
+  column that can be NULL maps to an optional field.
+
+Nullability: a column that is a plain reference to a table column is NOT
+NULL when the catalog says so and its table is not on the nullable side of
+an outer join; anything else (expressions, aggregates, subqueries, outer
+joins) can be NULL unless the doc comment says otherwise with a line
+``-- not-null: col_a, col_b``. The table behind each column comes from the
+RowDescription's table oid and column number, which asyncpg keeps private
+and libpq exposes (``PQftable``/``PQftablecol`` through psycopg's ``pq``).
+"""
+
+from __future__ import annotations
+
+__all__ = ["Column", "Param", "Problem", "QueryReport", "Report", "check", "not_null_marks"]
+
+import asyncio
+import importlib
+import pkgutil
+import re
+import typing
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from vdata import _pgtypes, _sqlfiles
+from vdata._checkload import LoadedQueries, load_for_check
+
+_NOT_NULL = re.compile(r"^not-null\s*:\s*(.*)$", re.IGNORECASE)
+# A parameter named like one of these almost never means text.
+_TYPED_NAME = re.compile(
+    r"(^|_)(id|ids|at|until|since|before|after|limit|offset|count|size|version|days|seconds)$"
+    r"|^(is|has)_"
+)
+_OUTER_JOIN = re.compile(
+    r"\b(LEFT|RIGHT|FULL)\s+(?:OUTER\s+)?JOIN\s+(LATERAL\s+)?(\(|[\w.\"]+)", re.IGNORECASE
+)
+_ALL = -1  # "every table of this query is on a nullable side"
+
+
+class Problem(msgspec.Struct, frozen=True, kw_only=True):
+    """One finding, located at a file and line."""
+
+    path: str
+    line: int
+    query: str
+    # load, duplicate, doc, params, prepare, param-type, shape, struct, columns,
+    # types, nullability
+    kind: str
+    message: str
+    severity: str = "error"  # or "warning" (reported, does not fail the check)
+
+
+class Param(msgspec.Struct, frozen=True):
+    """A parameter and the type the server inferred for it."""
+
+    name: str
+    type: str
+
+
+class Column(msgspec.Struct, frozen=True):
+    """A result column: its type, whether it can be NULL, and where it comes from."""
+
+    name: str
+    type: str
+    nullable: bool
+    origin: str | None  # ``schema.table.column`` or None for an expression
+    why_nullable: str | None = None
+
+
+class QueryReport(msgspec.Struct, frozen=True, kw_only=True):
+    """What the server said about one query."""
+
+    name: str
+    path: str
+    line: int
+    kind: str
+    struct: str | None
+    params: list[Param]
+    columns: list[Column]
+
+
+class Report(msgspec.Struct, kw_only=True):
+    """The outcome of a check: every query looked at and every problem found."""
+
+    root: str
+    queries: list[QueryReport] = msgspec.field(default_factory=list)
+    problems: list[Problem] = msgspec.field(default_factory=list)
+
+    @property
+    def errors(self) -> list[Problem]:
+        """Return the problems that fail the check."""
+        return [p for p in self.problems if p.severity == "error"]
+
+    def to_json(self) -> bytes:
+        """Return the report as JSON (``vdata check --json``)."""
+        return msgspec.json.format(msgspec.json.encode(self), indent=2)
+
+    def to_text(self, *, verbose: bool = False) -> str:
+        """Return the report for a person: problems grouped by file, then a summary."""
+        from vdata._checkreport import format_text
+
+        return format_text(self, verbose=verbose)
+
+
+def not_null_marks(doc: str | typing.Sequence[str]) -> set[str]:
+    """Return the columns a doc comment's ``not-null:`` lines declare never NULL."""
+    lines = doc.splitlines() if isinstance(doc, str) else doc
+    marks: set[str] = set()
+    for line in lines:
+        match = _NOT_NULL.match(line.strip().lstrip("-").strip())
+        if match:
+            marks.update(n for n in re.split(r"[\s,]+", match.group(1)) if n)
+    return marks
+
+
+def import_repositories() -> list[str]:
+    """Import every ``vdata.repositories`` module (they tie queries to Structs); return failures."""
+    import vdata.repositories as package
+
+    failures = []
+    for info in pkgutil.iter_modules(package.__path__, package.__name__ + "."):
+        try:
+            importlib.import_module(info.name)
+        except Exception as exc:  # a broken repository must not hide the rest
+            failures.append(f"{info.name}: {type(exc).__name__}: {exc}")
+    return failures
+
+
+async def check(dsn: str, *, root: Path | None = None) -> Report:
+    """Check every named query under *root* (default ``sql/``) on the database *dsn*.
+
+    With the default root the repositories are imported first, so each query
+    carries the Struct its repository declared. Raise only when *dsn* cannot
+    be reached; every finding goes into the returned ``Report``.
+    """
+    import asyncpg
+
+    loaded = load_for_check(root)
+    report = Report(root=str(loaded.root), problems=list(loaded.problems))
+    if root is None:
+        for failure in import_repositories():
+            report.problems.append(
+                Problem(path="vdata/repositories", line=0, query="", kind="load", message=failure)
+            )
+    origins = await asyncio.to_thread(_origins, dsn, [q.sql for q in loaded.queries])
+    conn = await asyncpg.connect(dsn)
+    try:
+        for q, origin in zip(loaded.queries, origins, strict=True):
+            await _check_one(conn, loaded, q, origin, report)
+    finally:
+        await conn.close()
+    report.problems.sort(key=lambda p: (p.path, p.line, p.query, p.kind))
+    return report
+
+
+def _origins(dsn: str, statements: list[str]) -> list[list[tuple[int, int]] | None]:
+    """Return each statement's (table oid, column number) per result column, via libpq."""
+    import psycopg
+
+    out: list[list[tuple[int, int]] | None] = []
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        pg = conn.pgconn
+        for sql in statements:
+            prepared = pg.prepare(b"", sql.encode())
+            if prepared.status != psycopg.pq.ExecStatus.COMMAND_OK:
+                out.append(None)  # asyncpg's prepare reports the error
+                continue
+            d = pg.describe_prepared(b"")
+            out.append([(d.ftable(i), d.ftablecol(i)) for i in range(d.nfields)])
+    return out
+
+
+async def _outer_joined(conn: Any, sql: str) -> set[int]:
+    """Return the oids of tables on the nullable side of an outer join (``_ALL``: unsure)."""
+    oids: set[int] = set()
+    for side, lateral, target in _OUTER_JOIN.findall(_sqlfiles.strip_hidden(sql)):
+        if side.upper() != "LEFT" or lateral or target == "(":
+            return {_ALL}
+        oid = await conn.fetchval("SELECT to_regclass($1)::oid", target)
+        if oid is None:
+            return {_ALL}
+        oids.add(int(oid))
+    return oids
+
+
+async def _check_one(
+    conn: Any, loaded: LoadedQueries, q: Any, origin: list[tuple[int, int]] | None, report: Report
+) -> None:
+    """Prepare *q* and compare what the server reports with its declaration and Struct."""
+    import asyncpg
+
+    path, line = loaded.where(q)
+
+    def problem(kind: str, message: str, severity: str = "error") -> None:
+        report.problems.append(
+            Problem(
+                path=path, line=line, query=q.name, kind=kind, message=message, severity=severity
+            )
+        )
+
+    try:
+        stmt = await conn.prepare(q.sql)
+    except asyncpg.PostgresError as exc:
+        detail = f" ({exc.hint})" if getattr(exc, "hint", None) else ""
+        problem("prepare", f"does not prepare: {exc.sqlstate} {exc}{detail}")
+        return
+    params = [Param(name, t.name) for name, t in zip(q.params, stmt.get_parameters(), strict=True)]
+    for p in params:
+        if p.type == "unknown":
+            problem("param-type", f"the server cannot infer a type for :{p.name}; add a cast")
+        elif p.type == "text" and _TYPED_NAME.search(p.name):
+            problem(
+                "param-type",
+                f":{p.name} is inferred as text; cast it (:{p.name}::bigint, ::timestamptz…) "
+                "if that is not meant",
+                "warning",
+            )
+    attributes = list(stmt.get_attributes())
+    types = await _pgtypes.resolve_types(conn, {a.type.oid for a in attributes})
+    nullable = await _nullability(conn, q, attributes, origin, problem)
+    columns = [
+        Column(a.name, types[a.type.oid].name if a.type.oid in types else a.type.name, *n)
+        for a, n in zip(attributes, nullable, strict=True)
+    ]
+    struct = q.struct
+    report.queries.append(
+        QueryReport(
+            name=q.name,
+            path=path,
+            line=line,
+            kind=q.kind.value,
+            struct=None if struct is None else struct.__name__,
+            params=params,
+            columns=columns,
+        )
+    )
+    kind = q.kind.value
+    if kind == "value" and len(columns) != 1:
+        problem("shape", f"a `$` query must return one column, this returns {len(columns)}")
+    if kind in ("one", "many"):
+        if not columns:
+            problem("shape", "returns no columns: mark it `!` (or add RETURNING)")
+        elif struct is None and loaded.structs_known:
+            problem(
+                "struct",
+                "returns rows but no Struct is tied to it: call "
+                f"vdata.queries.query({q.name!r}, YourStruct) in its repository",
+            )
+    if struct is not None and columns:
+        _compare(struct, columns, [types.get(a.type.oid) for a in attributes], problem)
+
+
+async def _nullability(
+    conn: Any,
+    q: Any,
+    attributes: list[Any],
+    origin: list[tuple[int, int]] | None,
+    problem: typing.Callable[..., None],
+) -> list[tuple[bool, str | None, str | None]]:
+    """Return (can be NULL, ``schema.table.column`` origin, why NULL) for each column."""
+    marks = not_null_marks(q.doc)
+    names = {a.name for a in attributes}
+    for unknown in sorted(marks - names):
+        problem("nullability", f"`not-null: {unknown}` names no result column")
+    refs = [o for o in (origin or []) if o[0]]
+    catalog: dict[tuple[int, int], tuple[bool, str]] = {}
+    if refs:
+        rows = await conn.fetch(
+            "SELECT a.attrelid, a.attnum, a.attnotnull, "
+            "format('%s.%s', a.attrelid::regclass, quote_ident(a.attname)) AS origin "
+            "FROM pg_catalog.pg_attribute AS a WHERE a.attrelid = ANY($1::oid[])",
+            sorted({o[0] for o in refs}),
+        )
+        catalog = {(r[0], r[1]): (bool(r[2]), str(r[3])) for r in rows}
+    outer = await _outer_joined(conn, q.sql) if refs else set()
+    out: list[tuple[bool, str | None, str | None]] = []
+    for i, a in enumerate(attributes):
+        ref = origin[i] if origin and i < len(origin) else (0, 0)
+        notnull, where = catalog.get(ref, (False, None))
+        why = None if notnull else (f"{where} is nullable" if where else "it is an expression")
+        if where and (_ALL in outer or ref[0] in outer):
+            # an outer join can fill even a NOT NULL column with NULL
+            notnull, why = False, f"{where} is on the nullable side of an outer join"
+        if a.name in marks:
+            notnull, why = True, None
+        out.append((not notnull, where, why))
+    return out
+
+
+def _compare(
+    struct: type[Any],
+    columns: list[Column],
+    types: list[_pgtypes.PgType | None],
+    problem: typing.Callable[..., None],
+) -> None:
+    """Report how *columns* differ from the positional fields of *struct*."""
+    fields = list(struct.__struct_fields__)
+    names = [c.name for c in columns]
+    sname = struct.__name__
+    positional = list(getattr(struct, "__match_args__", fields))
+    if positional != fields:
+        kw = [f for f in fields if f not in positional]
+        problem("columns", f"{sname} has keyword-only fields {kw}: {sname}(*record) fails")
+    if names != fields:
+        if sorted(names) == sorted(fields):
+            problem(
+                "columns",
+                f"columns are in another order than {sname}'s fields:\n"
+                f"  columns: {', '.join(names)}\n  fields:  {', '.join(fields)}",
+            )
+        else:
+            missing = [f for f in fields if f not in names]
+            extra = [n for n in names if n not in fields]
+            what = []
+            if missing:
+                what.append(f"no column for field(s) {', '.join(missing)}")
+            if extra:
+                what.append(f"column(s) {', '.join(extra)} match no field")
+            problem(
+                "columns",
+                f"{len(names)} columns for {len(fields)} fields of {sname}: " + "; ".join(what),
+            )
+    try:
+        hints = typing.get_type_hints(struct, include_extras=True)
+    except Exception as exc:  # an unresolvable forward reference
+        problem("types", f"cannot read the annotations of {sname}: {exc}")
+        return
+    for column, pg in zip(columns, types, strict=True):
+        if column.name not in hints or pg is None:
+            continue
+        annotation = hints[column.name]
+        shown = _pgtypes.annotation_text(annotation)
+        why = _pgtypes.incompatibility(pg, annotation)
+        if why is not None:
+            problem(
+                "types",
+                f"column {column.name} is {pg.name} but {sname}.{column.name} is {shown}: {why}",
+            )
+        if column.nullable and not _pgtypes.is_optional(annotation):
+            problem(
+                "nullability",
+                f"column {column.name} can be NULL ({column.why_nullable}) but "
+                f"{sname}.{column.name} is {shown}, not {shown} | None; if it never is, "
+                f"say so under the name line: -- not-null: {column.name}",
+            )
