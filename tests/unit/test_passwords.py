@@ -247,8 +247,12 @@ async def test_dummy_hash_is_made_once_and_with_current_parameters() -> None:
 
 
 async def test_event_loop_stays_responsive_while_8_hashes_run() -> None:
-    # 32 MiB (~40 ms a hash): if a hash ran on the loop, a tick would wait that long.
+    # 32 MiB (~40 ms a hash). Hashes run on the loop would stall it for all 8
+    # in a row (measured: ~8 hashes' time); in threads, only OS scheduling
+    # delays a tick, which on a busy 2-core box reached ~0.8 of one hash. The
+    # bound, two hashes as timed here, sits between and scales with the machine.
     hasher = PasswordHasher(time_cost=1, memory_cost_kib=32 * 1024, parallelism=1)
+    one_hash = min(_timed(hasher._ph.hash, PASSWORD) for _ in range(3))
     max_lag = 0.0
     done = asyncio.Event()
 
@@ -261,14 +265,17 @@ async def test_event_loop_stays_responsive_while_8_hashes_run() -> None:
 
     tick = asyncio.create_task(ticker())
     await asyncio.sleep(0)
-    start = time.perf_counter()
     hashes = await asyncio.gather(*(hasher.hash(f"{PASSWORD} {i}") for i in range(8)))
-    elapsed = time.perf_counter() - start
     done.set()
     await tick
     assert len(set(hashes)) == 8
-    single = elapsed / 8 * min(hasher.max_concurrent, 8)
-    assert max_lag < 0.025 < single, (max_lag, single)
+    assert max_lag < 2 * one_hash, (max_lag, one_hash)
+
+
+def _timed(fn: Any, *args: Any) -> float:
+    start = time.perf_counter()
+    fn(*args)
+    return time.perf_counter() - start
 
 
 @pytest.mark.parametrize("bound", [1, 2, 3])
