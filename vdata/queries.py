@@ -39,6 +39,7 @@ _KINDS = {
 # reads, and locks are released with the failed transaction.
 _READ_ONLY = re.compile(r"^\s*(?:--[^\n]*\n\s*)*(SELECT|VALUES|TABLE)\b", re.IGNORECASE)
 _WRITES = re.compile(r"\b(INSERT|UPDATE|DELETE|MERGE)\b", re.IGNORECASE)
+_LOCKING = re.compile(r"\bFOR\s+(NO\s+KEY\s+)?UPDATE\b", re.IGNORECASE)
 
 
 class Query:
@@ -78,7 +79,9 @@ class Query:
         self.doc = doc
         self.path = path
         self.line = line
-        self.read_only = bool(_READ_ONLY.match(sql)) and not _WRITES.search(sql)
+        self.read_only = bool(_READ_ONLY.match(sql)) and not _WRITES.search(
+            _LOCKING.sub("", sql)
+        )
         self.struct: type[Any] | None = None
 
     def __repr__(self) -> str:
@@ -107,6 +110,7 @@ class Queries:
 
     def __init__(self, root: Path) -> None:
         self.root = root
+        # aiosql refuses undeclared and unused parameters at load time.
         loaded = aiosql.from_path(root, "asyncpg", kwargs_only=True)
         adapter = loaded.driver_adapter
         self._by_name: dict[str, Query] = {}
@@ -127,12 +131,6 @@ class Queries:
                 path=Path(code.co_filename),
                 line=code.co_firstlineno,
             )
-            declared = tuple(fn.parameters or ())
-            if set(declared) != set(self._by_name[qualified].params):
-                raise ValueError(
-                    f"{qualified}: declared parameters {sorted(declared)} differ from "
-                    f"those the SQL uses {sorted(self._by_name[qualified].params)}"
-                )
 
     def __getitem__(self, name: str) -> Query:
         try:

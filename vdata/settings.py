@@ -5,6 +5,7 @@ from __future__ import annotations
 __all__ = ["Settings"]
 
 import os
+import typing
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
@@ -134,12 +135,27 @@ def _explain(exc: msgspec.ValidationError, *, env_prefix: str) -> str:
     expected, _, path = message.partition(" - at `$.")
     field = path.rstrip("`").split(".")[0].split("[")[0]
     expected = expected.split(", got")[0]
+    if expected.startswith("Invalid enum value"):
+        expected = "one of " + ", ".join(_choices(field))
     if field:
         name = f"{env_prefix}{field.upper()}" if env_prefix else field
         return f"invalid setting {name}: {expected}"
     if message.startswith("Object contains unknown field"):
         return f"unknown setting: {message.split('`')[1]}"
     return f"invalid settings: {expected}"
+
+
+def _choices(field: str) -> list[str]:
+    hint = typing.get_type_hints(Settings).get(field)
+    found: list[str] = []
+    stack = [hint]
+    while stack:
+        current = stack.pop()
+        if typing.get_origin(current) is Literal:
+            found.extend(str(arg) for arg in typing.get_args(current))
+        else:
+            stack.extend(typing.get_args(current))
+    return found
 
 
 def _redact_dsn(dsn: str | None) -> str | None:
