@@ -79,9 +79,7 @@ class Query:
         self.doc = doc
         self.path = path
         self.line = line
-        self.read_only = bool(_READ_ONLY.match(sql)) and not _WRITES.search(
-            _LOCKING.sub("", sql)
-        )
+        self.read_only = bool(_READ_ONLY.match(sql)) and not _WRITES.search(_LOCKING.sub("", sql))
         self.struct: type[Any] | None = None
 
     def __repr__(self) -> str:

@@ -140,7 +140,7 @@ class Repository:
 
     @staticmethod
     def _page_args(offset: int, limit: int, *, max_limit: int = 1000) -> tuple[int, int]:
-        if not 0 <= offset:
+        if not offset >= 0:
             raise ValidationError("offset must be >= 0", field="offset")
         if not 1 <= limit <= max_limit:
             raise ValidationError(f"limit must be between 1 and {max_limit}", field="limit")
