@@ -40,6 +40,7 @@ from urllib.parse import urlencode
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
+from yoyo.exceptions import BadMigration, MigrationConflict
 
 from vdata._resources import migrations_dir
 from vdata.errors import DatabaseError
@@ -177,6 +178,9 @@ def _session(
             yield conn, _yoyo_uri(params, _options(lock_timeout, statement_timeout))
         except psycopg.Error as exc:
             raise MigrationError(f"vdata migrate: {_scrub(str(exc).strip(), params)}") from exc
+        except (BadMigration, MigrationConflict) as exc:
+            # e.g. a `-- depends:` naming no file: a mistake in migrations/.
+            raise MigrationError(f"vdata migrate: bad migration: {exc}") from exc
         finally:
             # Closing the session would release the lock too; unlocking first
             # lets a waiting run go on without waiting for the disconnect.

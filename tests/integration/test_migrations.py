@@ -336,3 +336,10 @@ def test_apply_accepts_yoyo_and_keyword_dsns(empty_dsn: str) -> None:
     assert migrations.apply(keyword) == IDS
     yoyo_style = empty_dsn.replace("postgresql://", "postgresql+psycopg://", 1)
     assert migrations.status(yoyo_style)[0].state == "applied"
+
+
+def test_a_migration_depending_on_no_file_is_reported(empty_dsn: str, tmp_path: Path) -> None:
+    folder = copy_migrations(tmp_path / "m", 1)
+    (folder / "9000.add-orphan.sql").write_text("-- test\n-- depends: 8999.nothing\n\nSELECT 1;\n")
+    with pytest.raises(migrations.MigrationError, match=r"9000\.add-orphan"):
+        migrations.apply(empty_dsn, directory=folder)
