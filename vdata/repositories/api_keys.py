@@ -1,0 +1,229 @@
+"""API keys: issue, verify in one round trip, scopes, list, revoke, rotate, purge, usage."""
+
+from __future__ import annotations
+
+__all__ = ["INVALID_API_KEY", "ApiKeyRepository"]
+
+import re
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from uuid import UUID
+
+from vdata.errors import AuthenticationError, NotFoundError, PermissionDeniedError, ValidationError
+from vdata.models.api_keys import ApiKey, ApiKeyUsage, IssuedApiKey
+from vdata.queries import query
+from vdata.repositories._base import Repository
+from vdata.tokens import SecretStr, hash_secret, mint_api_key, parse_api_key
+from vdata.validation import check_identifier
+
+_INSERT = query("api_keys.insert_api_key", ApiKey)
+_USE = query("api_keys.use_api_key", ApiKey)
+_GET = query("api_keys.get_api_key_by_id", ApiKey)
+_LIST = query("api_keys.list_api_keys_by_user_id", ApiKey)
+_REVOKE = query("api_keys.revoke_api_key", ApiKey)
+_ROTATE = query("api_keys.rotate_api_key", ApiKey)
+_PURGE = query("api_keys.delete_expired_api_keys")
+_USAGE = query("api_keys.get_api_key_usage_by_user_id", ApiKeyUsage)
+
+# One message for every way a key can fail (malformed, bad checksum, unknown,
+# wrong secret, revoked, expired, owner inactive or deleted): a caller probing
+# with keys learns nothing about which part was wrong.
+INVALID_API_KEY = "invalid API key"
+
+# A scope is a short token such as "read", "projects:write" or "admin/*".
+_SCOPE = re.compile(r"[A-Za-z0-9][A-Za-z0-9:._*/-]{0,99}")
+_MAX_SCOPES = 64  # check_api_keys_scopes_shape allows the same
+# A new key's 8-character prefix can collide with an existing one (62**8
+# values: rare, but a birthday bound at millions of keys); the insert skips a
+# taken prefix without an error, and the key is minted again.
+_MINT_ATTEMPTS = 3
+
+
+class ApiKeyRepository(Repository):
+    """Read and write ``app.api_keys``; every method runs one named statement.
+
+    The key itself is never stored: the row holds its public prefix and an
+    HMAC-SHA-256 of its secret, peppered with ``Settings.secret_key`` (so a
+    changed secret_key invalidates every key).
+    """
+
+    __slots__ = ()
+
+    async def issue(
+        self,
+        user_id: UUID,
+        *,
+        name: str,
+        scopes: Iterable[str] = (),
+        expires_at: datetime | None = None,
+        actor: str | None = None,
+    ) -> IssuedApiKey:
+        """Issue a key for *user_id*; the plaintext is in ``.token``, returned only here.
+
+        Raise ValidationError for a bad name, scope or expiry (nothing is
+        written) and NotFoundError if the user is absent or deleted.
+        """
+        who = self._actor(actor)
+        check_identifier("name", name, max_length=200)
+        scope_list = _check_scopes(scopes)
+        _check_instant("expires_at", expires_at)
+        pepper = self._db.settings.secret_key
+        for _ in range(_MINT_ATTEMPTS):
+            minted = mint_api_key(pepper)
+            key = await self._one(
+                _INSERT,
+                user_id=user_id,
+                name=name,
+                prefix=minted.prefix,
+                secret_hash=minted.secret_hash,
+                scopes=scope_list,
+                expires_at=expires_at,
+                actor=who,
+            )
+            if key is not None:
+                return IssuedApiKey(key, minted.token)
+        raise NotFoundError("user", user_id)
+
+    async def verify(
+        self, token: str | SecretStr, *, required_scopes: Iterable[str] | None = None
+    ) -> ApiKey:
+        """Return the key for *token* and record its use, in one round trip.
+
+        Raise AuthenticationError (always the same message) unless the key is
+        well formed, known, unrevoked, unexpired and its owner active; raise
+        PermissionDeniedError if it lacks one of *required_scopes* (its use is
+        still recorded: the key did authenticate).
+        """
+        try:
+            parsed = parse_api_key(token)
+        except AuthenticationError:
+            parsed = None
+        if parsed is None:
+            # parse_api_key says which check failed; callers must not learn it,
+            # not even through __context__, so raise outside the except block.
+            raise AuthenticationError(INVALID_API_KEY, reason="invalid_api_key")
+        prefix, secret = parsed
+        # Digest compared by the database (use_api_key): the index on prefix
+        # finds the row, and equality on a peppered HMAC of 256 random bits
+        # leaks nothing useful through timing. One UPDATE ... RETURNING both
+        # checks and counts the use, so there is no second round trip.
+        key: ApiKey | None = await self._one(
+            _USE, prefix=prefix, secret_hash=hash_secret(secret, self._db.settings.secret_key)
+        )
+        if key is None:
+            raise AuthenticationError(INVALID_API_KEY, reason="invalid_api_key")
+        if required_scopes is not None:
+            missing = sorted(set(required_scopes).difference(key.scopes))
+            if missing:
+                raise PermissionDeniedError(
+                    f"API key {key.prefix} lacks scope(s): {', '.join(missing)}"
+                )
+        return key
+
+    async def get(self, key_id: UUID) -> ApiKey:
+        """Return the key *key_id* (revoked and expired included); raise NotFoundError."""
+        return await self._require(_GET, "API key", key_id, id=key_id)  # type: ignore[no-any-return]
+
+    async def list_by_owner(self, user_id: UUID, *, usable_only: bool = False) -> list[ApiKey]:
+        """Return *user_id*'s keys, oldest first; *usable_only* drops revoked and expired ones."""
+        return await self._many(_LIST, user_id=user_id, usable_only=usable_only)
+
+    async def revoke(
+        self, key_id: UUID, *, user_id: UUID | None = None, actor: str | None = None
+    ) -> ApiKey:
+        """Revoke *key_id* (only if owned by *user_id*, when given); return the key.
+
+        Idempotent: revoking a revoked key returns it unchanged and writes no
+        second audit event. Raise NotFoundError if there is no such key.
+        """
+        who = self._actor(actor)
+        return await self._require(  # type: ignore[no-any-return]
+            _REVOKE, "API key", key_id, id=key_id, user_id=user_id, actor=who
+        )
+
+    async def rotate(
+        self,
+        key_id: UUID,
+        *,
+        expires_at: datetime | None = None,
+        grace: float | timedelta | None = None,
+        actor: str | None = None,
+    ) -> IssuedApiKey:
+        """Replace *key_id* with a new key of the same owner, name and scopes.
+
+        The old key keeps working for *grace* (default
+        ``Settings.api_key_rotation_grace``), never past its own expiry; the
+        new key expires at *expires_at* (None: never) and has
+        ``rotated_from_id`` set. Raise NotFoundError unless *key_id* is usable.
+        """
+        who = self._actor(actor)
+        _check_instant("expires_at", expires_at)
+        settings = self._db.settings
+        grace_seconds = _seconds(
+            "grace", settings.api_key_rotation_grace if grace is None else grace
+        )
+        for _ in range(_MINT_ATTEMPTS):
+            minted = mint_api_key(settings.secret_key)
+            key = await self._one(
+                _ROTATE,
+                id=key_id,
+                prefix=minted.prefix,
+                secret_hash=minted.secret_hash,
+                expires_at=expires_at,
+                grace_seconds=grace_seconds,
+                actor=who,
+            )
+            if key is not None:
+                return IssuedApiKey(key, minted.token)
+            # Nothing came back: the key is not usable, or (rarely) the new
+            # prefix was taken. Only the second is worth another try.
+            old: ApiKey | None = await self._one(_GET, id=key_id)
+            if old is None or old.revoked_at is not None:
+                break
+        raise NotFoundError("usable API key", key_id)
+
+    async def cleanup_expired(
+        self, *, older_than: float | timedelta = 0.0, actor: str | None = None
+    ) -> int:
+        """Delete keys expired more than *older_than* ago, auditing each; return the count."""
+        who = self._actor(actor)
+        seconds = _seconds("older_than", older_than)
+        return int(str(await self._value(_PURGE, older_than_seconds=seconds, actor=who)))
+
+    async def usage(self, user_id: UUID) -> ApiKeyUsage:
+        """Return usage totals over *user_id*'s keys (per key: ``ApiKey.use_count``)."""
+        found: ApiKeyUsage = await self._one(_USAGE, user_id=user_id)
+        return found
+
+
+def _check_scopes(scopes: Iterable[str]) -> list[str]:
+    """Return *scopes* without duplicates, in order; raise ValidationError on a bad one."""
+    if isinstance(scopes, str):
+        raise ValidationError("scopes must be a list of strings, not one string", field="scopes")
+    unique: list[str] = []
+    for scope in scopes:
+        if not isinstance(scope, str) or not _SCOPE.fullmatch(scope):
+            raise ValidationError(
+                "each scope must be 1-100 of A-Z a-z 0-9 : . _ * / -, starting with a "
+                "letter or digit",
+                field="scopes",
+            )
+        if scope not in unique:
+            unique.append(scope)
+    if len(unique) > _MAX_SCOPES:
+        raise ValidationError(f"at most {_MAX_SCOPES} scopes", field="scopes")
+    return unique
+
+
+def _check_instant(field: str, value: datetime | None) -> None:
+    if value is None:
+        return
+    if not isinstance(value, datetime) or value.tzinfo is None:
+        raise ValidationError(f"{field} must be a timezone-aware datetime", field=field)
+
+
+def _seconds(field: str, value: float | timedelta) -> float:
+    seconds = value.total_seconds() if isinstance(value, timedelta) else float(value)
+    if not 0 <= seconds < 100 * 365 * 86400:
+        raise ValidationError(f"{field} must be between 0 and 100 years", field=field)
+    return seconds
