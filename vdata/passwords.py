@@ -10,6 +10,7 @@ __all__ = [
     "MIN_PASSWORD_LENGTH",
     "PasswordHasher",
     "check_password_policy",
+    "hasher_for",
 ]
 
 import asyncio
@@ -232,3 +233,28 @@ class PasswordHasher:
 
         future.add_done_callback(done)
         return await asyncio.shield(future)
+
+
+_HASHERS: dict[tuple[int, int, int, int], PasswordHasher] = {}
+_HASHERS_LOCK = threading.Lock()
+
+
+def hasher_for(settings: Settings) -> PasswordHasher:
+    """Return the shared hasher for *settings*' argon2 parameters (one per parameter set).
+
+    Sharing matters: the concurrency bound and the dummy hash live on the
+    hasher, so every repository of one Database must use the same one.
+    """
+    key = (
+        settings.argon2_time_cost,
+        settings.argon2_memory_cost_kib,
+        settings.argon2_parallelism,
+        settings.hash_max_concurrent,
+    )
+    hasher = _HASHERS.get(key)
+    if hasher is None:
+        with _HASHERS_LOCK:
+            hasher = _HASHERS.get(key)
+            if hasher is None:
+                hasher = _HASHERS[key] = PasswordHasher.from_settings(settings)
+    return hasher
