@@ -31,7 +31,7 @@ pytestmark = pytest.mark.integration
 INJECTIONS = [
     "'; DROP TABLE app.users; --",
     "Robert'); DELETE FROM app.users WHERE ('1'='1",
-    "\" OR 1=1 --",
+    '" OR 1=1 --',
     "$1 $$ :name %s {0} \\x00",
     "<script>alert('x')</script>",
 ]
@@ -80,7 +80,9 @@ async def test_write_without_actor_is_refused_and_writes_nothing(vdata_db: Any, 
     assert user.created_by == "tx-admin"
 
 
-async def test_duplicate_username_and_case_variant_email_conflict(vdata_db: Any, owner: Any) -> None:
+async def test_duplicate_username_and_case_variant_email_conflict(
+    vdata_db: Any, owner: Any
+) -> None:
     await vdata_db.users.create(new_user("ada", email="ada@example.org"), actor="admin")
     with pytest.raises(ConflictError) as dup_name:
         await vdata_db.users.create(new_user("ada", email="other@example.org"), actor="admin")
@@ -321,16 +323,17 @@ async def test_list_filters_offset_page_and_keyset(vdata_db: Any) -> None:
         await users.list_after(tampered, limit=2)
 
 
-async def test_every_change_left_its_audit_event_without_secrets(
-    vdata_db: Any, owner: Any
-) -> None:
+async def test_every_change_left_its_audit_event_without_secrets(vdata_db: Any, owner: Any) -> None:
     users = vdata_db.users
     user = await users.create(new_user("ada"), actor="admin")
     await users.update(user.id, UserPatch(full_name="A"), expected_version=1, actor="ada")
     issued = await users.issue_email_verification(user.id, actor="admin")
     await users.verify_email(issued.token)
     await users.change_password(
-        user.id, old_password="correct horse battery staple", new_password="n3w passphrase!", actor="ada"
+        user.id,
+        old_password="correct horse battery staple",
+        new_password="n3w passphrase!",
+        actor="ada",
     )
     await users.authenticate("ada", "n3w passphrase!", ip="192.0.2.7")
     actions = [(e["actor"], e["action"]) for e in await audit_events(owner, user.id)]

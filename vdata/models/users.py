@@ -4,7 +4,6 @@ from __future__ import annotations
 
 __all__ = ["Credentials", "EmailVerification", "NewUser", "User", "UserPatch"]
 
-from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -66,11 +65,9 @@ class Credentials(msgspec.Struct, frozen=True):
 
     __str__ = __repr__
 
-    def __rich_repr__(self) -> Iterator[tuple[str, Any]]:
+    def __rich_repr__(self) -> list[tuple[str, Any]]:
         # msgspec's own __rich_repr__ would list every field, the hash too.
-        yield "id", self.id
-        yield "username", self.username
-        yield "password_hash", "<hidden>"
+        return [("id", self.id), ("username", self.username), ("password_hash", "<hidden>")]
 
 
 class NewUser(msgspec.Struct, frozen=True, kw_only=True):
@@ -89,11 +86,13 @@ class NewUser(msgspec.Struct, frozen=True, kw_only=True):
 
     __str__ = __repr__
 
-    def __rich_repr__(self) -> Iterator[tuple[str, Any]]:
-        yield "username", self.username
-        yield "email", self.email
-        yield "password", _MASK
-        yield "full_name", self.full_name
+    def __rich_repr__(self) -> list[tuple[str, Any]]:
+        return [
+            ("username", self.username),
+            ("email", self.email),
+            ("password", _MASK),
+            ("full_name", self.full_name),
+        ]
 
 
 class UserPatch(msgspec.Struct, frozen=True, kw_only=True):

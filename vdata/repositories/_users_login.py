@@ -135,9 +135,7 @@ class UserLoginMixin(Repository):
         hasher = self._hasher
         if not await hasher.verify(credentials.password_hash, old_password):
             await self._count_failure(credentials.id, None)
-            raise AuthenticationError(
-                "the current password is wrong", reason="invalid_credentials"
-            )
+            raise AuthenticationError("the current password is wrong", reason="invalid_credentials")
         new_hash = await hasher.hash(new_password)
         user = await self._one(
             _CHANGE_PASSWORD,
