@@ -49,6 +49,7 @@ _OUTER_JOIN = re.compile(
     r"\b(LEFT|RIGHT|FULL)\s+(?:OUTER\s+)?JOIN\s+(LATERAL\s+)?(\(|[\w.\"]+)", re.IGNORECASE
 )
 _ALL = -1  # "every table of this query is on a nullable side"
+_EXPRESSION = "not a plain table column: an expression, aggregate or UNION"
 
 
 class Problem(msgspec.Struct, frozen=True, kw_only=True):
@@ -184,6 +185,28 @@ def _origins(dsn: str, statements: list[str]) -> list[list[tuple[int, int]] | No
     return out
 
 
+_TEXT_COLUMNS: dict[int, set[str]] = {}
+
+
+async def _text_columns(conn: Any) -> set[str]:
+    """Return the names of text-typed table columns of the schema (cached per connection).
+
+    A parameter compared with such a column is rightly inferred as text.
+    """
+    key = id(conn)
+    if key not in _TEXT_COLUMNS:
+        rows = await conn.fetch(
+            "SELECT DISTINCT a.attname FROM pg_catalog.pg_attribute AS a "
+            "JOIN pg_catalog.pg_class AS c ON c.oid = a.attrelid "
+            "JOIN pg_catalog.pg_namespace AS n ON n.oid = c.relnamespace "
+            "WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') "
+            "AND a.attnum > 0 AND a.atttypid IN ('text'::regtype, 'varchar'::regtype)"
+        )
+        _TEXT_COLUMNS.clear()
+        _TEXT_COLUMNS[key] = {str(r[0]) for r in rows}
+    return _TEXT_COLUMNS[key]
+
+
 async def _outer_joined(conn: Any, sql: str) -> set[int]:
     """Return the oids of tables on the nullable side of an outer join (``_ALL``: unsure)."""
     oids: set[int] = set()
@@ -222,7 +245,11 @@ async def _check_one(
     for p in params:
         if p.type == "unknown":
             problem("param-type", f"the server cannot infer a type for :{p.name}; add a cast")
-        elif p.type == "text" and _TYPED_NAME.search(p.name):
+        elif (
+            p.type == "text"
+            and _TYPED_NAME.search(p.name)
+            and p.name not in await _text_columns(conn)
+        ):
             problem(
                 "param-type",
                 f":{p.name} is inferred as text; cast it (:{p.name}::bigint, ::timestamptz…) "
@@ -291,7 +318,9 @@ async def _nullability(
     for i, a in enumerate(attributes):
         ref = origin[i] if origin and i < len(origin) else (0, 0)
         notnull, where = catalog.get(ref, (False, None))
-        why = None if notnull else (f"{where} is nullable" if where else "it is an expression")
+        why = f"{where} is nullable" if where else _EXPRESSION
+        if notnull:
+            why = None
         if where and (_ALL in outer or ref[0] in outer):
             # an outer join can fill even a NOT NULL column with NULL
             notnull, why = False, f"{where} is on the nullable side of an outer join"
@@ -334,11 +363,13 @@ def _compare(
                 "columns",
                 f"{len(names)} columns for {len(fields)} fields of {sname}: " + "; ".join(what),
             )
+    problem_lines: list[str] = []
     try:
         hints = typing.get_type_hints(struct, include_extras=True)
     except Exception as exc:  # an unresolvable forward reference
         problem("types", f"cannot read the annotations of {sname}: {exc}")
         return
+    required_nullable: list[str] = []
     for column, pg in zip(columns, types, strict=True):
         if column.name not in hints or pg is None:
             continue
@@ -351,9 +382,14 @@ def _compare(
                 f"column {column.name} is {pg.name} but {sname}.{column.name} is {shown}: {why}",
             )
         if column.nullable and not _pgtypes.is_optional(annotation):
-            problem(
-                "nullability",
-                f"column {column.name} can be NULL ({column.why_nullable}) but "
-                f"{sname}.{column.name} is {shown}, not {shown} | None; if it never is, "
-                f"say so under the name line: -- not-null: {column.name}",
-            )
+            required_nullable.append(column.name)
+            problem_lines.append(f"{column.name}: {column.why_nullable}; field is {shown}")
+    if required_nullable:
+        problem(
+            "nullability",
+            f"{len(required_nullable)} column(s) can be NULL but their {sname} fields "
+            "are not optional (T | None):\n"
+            + "\n".join(problem_lines)
+            + "\nif they never are NULL, say so under the name line: -- not-null: "
+            + ", ".join(required_nullable),
+        )
