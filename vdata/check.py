@@ -318,7 +318,7 @@ async def _nullability(
     for i, a in enumerate(attributes):
         ref = origin[i] if origin and i < len(origin) else (0, 0)
         notnull, where = catalog.get(ref, (False, None))
-        why = f"{where} is nullable" if where else _EXPRESSION
+        why: str | None = f"{where} is nullable" if where else _EXPRESSION
         if notnull:
             why = None
         if where and (_ALL in outer or ref[0] in outer):
