@@ -94,6 +94,7 @@ WHERE
     AND u.deleted_at IS NULL;
 
 -- name: get_user_credentials_by_login(login)^
+-- not-null: is_locked
 -- Return what a login check needs (including password_hash) for the live user
 -- whose username is login, or whose email is login case-insensitively.
 -- Usernames cannot contain '@', so at most one row matches.
@@ -110,6 +111,7 @@ WHERE
     AND u.deleted_at IS NULL;
 
 -- name: get_user_credentials_by_id(id)^
+-- not-null: is_locked
 -- Return what a password check needs (including password_hash) for the live
 -- user id, or nothing.
 SELECT
