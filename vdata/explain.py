@@ -50,6 +50,7 @@ class QueryPlan(msgspec.Struct, kw_only=True):
     allowed: str | None = None  # the seqscan-ok note, if the query has one
     params: dict[str, str | None] = msgspec.field(default_factory=dict)
     error: str | None = None
+    note: str | None = None  # why an --analyze plan is generic after all
 
     @property
     def flagged(self) -> bool:
@@ -77,16 +78,16 @@ def seed(dsn: str, *, scale: float = 1.0) -> dict[str, int]:
     return counts
 
 
-def _growing_relations(conn: Any) -> set[str]:
-    """Return the relation names of the growing tables and all their partitions."""
-    names: set[str] = set()
+def _growing_relations(conn: Any) -> dict[str, str]:
+    """Return the growing tables and all their partitions, each mapped to its table."""
+    names: dict[str, str] = {}
     for table in GROWING:
         rows = conn.execute(
             "SELECT c.relname FROM pg_partition_tree(to_regclass(%s)) AS t "
             "JOIN pg_catalog.pg_class AS c ON c.oid = t.relid",
             (f"app.{table}",),
         ).fetchall()
-        names.update(str(r[0]) for r in rows)
+        names.update((str(r[0]), table) for r in rows)
     return names
 
 
@@ -102,18 +103,25 @@ def _exec(conn: Any, sql: str) -> Any:
 
     result = conn.pgconn.exec_(sql.encode())
     if result.status not in (psycopg.pq.ExecStatus.COMMAND_OK, psycopg.pq.ExecStatus.TUPLES_OK):
-        raise RuntimeError(result.get_error_message().decode(errors="replace").strip())
+        message = result.get_error_message()
+        if isinstance(message, bytes):
+            message = message.decode(errors="replace")
+        raise RuntimeError(str(message).strip())
     return result
 
 
 def _plan_of(conn: Any, q: Query, analyze: bool) -> tuple[dict[str, Any], dict[str, str | None]]:
     """Return the JSON plan of *q* and the parameter values it ran with."""
+    from psycopg import sql
+
     if not analyze and conn.info.server_version >= 160000:
         result = _exec(conn, f"EXPLAIN (GENERIC_PLAN, FORMAT JSON) {q.sql}")
         return dict(json.loads(result.get_value(0, 0))[0]), {}
-    _exec(conn, f"DEALLOCATE ALL; BEGIN; PREPARE {_STATEMENT} AS {q.sql}")
+    # PREPARE is not transactional: the statement is deallocated by hand.
+    _exec(conn, f"BEGIN; PREPARE {_STATEMENT} AS {q.sql}")
     try:
         values: dict[str, str | None] = {}
+        args: list[sql.Composable]
         if analyze:
             row = conn.execute(
                 "SELECT parameter_types::text[] FROM pg_prepared_statements WHERE name = %s",
@@ -121,19 +129,28 @@ def _plan_of(conn: Any, q: Query, analyze: bool) -> tuple[dict[str, Any], dict[s
             ).fetchone()
             types = list(row[0]) if row and row[0] else []
             values = sample_values(conn, q, types)
-            casts = ", ".join(f"%s::{t}" for t in types)
+            # EXPLAIN is a utility statement and takes no bind parameters:
+            # the values go in as literals, each cast to its parameter's type.
+            args = [
+                sql.SQL("{}::{}").format(sql.Literal(v), sql.SQL(t))  # type from the catalog
+                for v, t in zip(values.values(), types, strict=False)
+            ]
             options = "ANALYZE, BUFFERS, FORMAT JSON"
         else:
-            conn.execute("SET LOCAL plan_cache_mode = force_generic_plan")
-            casts = ", ".join("NULL" for _ in q.params)
+            _exec(conn, "SET LOCAL plan_cache_mode = force_generic_plan")
+            args = [sql.SQL("NULL") for _ in q.params]
             options = "FORMAT JSON"
-        args = f"({casts})" if q.params else ""
-        cur = conn.execute(f"EXPLAIN ({options}) EXECUTE {_STATEMENT}{args}", list(values.values()))
-        row = cur.fetchone()
-        plan = row[0] if row else [{}]
-        return dict((json.loads(plan) if isinstance(plan, str) else plan)[0]), values
+        statement = sql.SQL("EXPLAIN ({}) EXECUTE {}").format(
+            sql.SQL(options), sql.Identifier(_STATEMENT)
+        )
+        if args:
+            statement = sql.SQL("{}({})").format(statement, sql.SQL(", ").join(args))
+        result = _exec(conn, statement.as_string(conn))
+        plan = result.get_value(0, 0)
+        return dict(json.loads(plan)[0]), values
     finally:
-        _exec(conn, "ROLLBACK")  # also undoes what EXPLAIN ANALYZE wrote
+        # ROLLBACK also undoes whatever EXPLAIN ANALYZE wrote.
+        _exec(conn, f"ROLLBACK; DEALLOCATE {_STATEMENT}")
 
 
 def explain(
@@ -161,7 +178,7 @@ def explain(
             raise KeyError(f"no query named {', '.join(missing)}")
         queries = chosen
     plans = []
-    with psycopg.connect(dsn, autocommit=True) as conn:
+    with psycopg.connect(dsn, autocommit=True, prepare_threshold=None) as conn:
         growing = _growing_relations(conn)
         for q in queries:
             notes = [m.group(1) for m in map(_ALLOWED.match, q.doc.splitlines()) if m]
@@ -176,10 +193,20 @@ def explain(
                 qp.plan, qp.params = _plan_of(conn, q, analyze)
             except (psycopg.Error, RuntimeError) as exc:
                 qp.error = str(exc).strip().splitlines()[0]
+            if qp.error and analyze:
+                # A write whose sampled values break a constraint (an existing
+                # username, a missing row) cannot run; its generic plan still
+                # shows which access paths it takes.
+                qp.note, qp.error, qp.generic = f"not run ({qp.error})", None, True
+                try:
+                    qp.plan, _ = _plan_of(conn, q, False)
+                except (psycopg.Error, RuntimeError) as exc:
+                    qp.error = str(exc).strip().splitlines()[0]
+            if qp.error or qp.plan is None:
                 plans.append(qp)
                 continue
             scans = {
-                str(n["Relation Name"])
+                growing[str(n["Relation Name"])]
                 for n in _nodes(qp.plan.get("Plan", {}))
                 if n.get("Node Type") == "Seq Scan" and n.get("Relation Name") in growing
             }
@@ -222,6 +249,8 @@ def format_plans(plans: Sequence[QueryPlan], *, cwd: Path | None = None) -> str:
         out.append(f"{qp.name}  ({qp.path}:{qp.line}){'' if qp.generic else ' ANALYZE'}")
         if qp.params:
             out.append("    with " + ", ".join(f":{k}={v!r}" for k, v in qp.params.items()))
+        if qp.note:
+            out.append(f"    {qp.note}; generic plan shown")
         if qp.error:
             out.append(f"    ERROR: {qp.error}")
         elif qp.plan:
@@ -230,9 +259,9 @@ def format_plans(plans: Sequence[QueryPlan], *, cwd: Path | None = None) -> str:
                 out.append(f"    execution {qp.plan['Execution Time']:.3f} ms")
         for rel in qp.seq_scans:
             if qp.allowed is None:
-                out.append(f"    !! Seq Scan on growing table {rel}")
+                out.append(f"    !! Seq Scan on growing table app.{rel}")
             else:
-                out.append(f"    (seq scan on {rel} allowed: {qp.allowed})")
+                out.append(f"    (seq scan on app.{rel} allowed: {qp.allowed})")
         out.append("")
     flagged = [qp.name for qp in plans if qp.flagged]
     errors = [qp.name for qp in plans if qp.error]
