@@ -125,7 +125,7 @@ INSERT INTO app.audit_log (
     occurred_at, actor, action, entity_type, entity_id, before, after, ip, request_id, row_hash
 )
 SELECT
-    now() - make_interval(secs => (i * 7.77) % (90 * 86400)),
+    now() - make_interval(secs => (i::bigint * 7919) % (90 * 86400)),
     'seed' || (1 + (i * 17) % (SELECT users FROM seed_scale)),
     (ARRAY['user.update', 'user.login', 'api_key.use', 'task.update', 'session.create'])[
         1 + i % 5

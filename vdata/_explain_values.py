@@ -70,7 +70,9 @@ def _fallback(name: str, pgtype: str) -> str | None:
     if pgtype == "boolean":
         return "true"
     if pgtype.startswith("timestamp"):
-        return (now - datetime.timedelta(days=30) if "after" in name else now).isoformat()
+        # the start of a window reaches back a month, so that the window holds rows
+        start = any(word in name for word in ("after", "since", "from", "start"))
+        return (now - datetime.timedelta(days=30) if start else now).isoformat()
     if pgtype == "date":
         return now.date().isoformat()
     if pgtype == "interval":
