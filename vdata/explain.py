@@ -84,7 +84,7 @@ def _growing_relations(conn: Any) -> dict[str, str]:
     Partitions that ANALYZE found empty (next months' audit_log) are left out:
     the planner rightly scans an empty table, and uses the index once it fills.
     """
-    names: dict[str, str] = {}
+    names: dict[str, str] = {table: table for table in GROWING}  # a plain table has no tree
     for table in GROWING:
         rows = conn.execute(
             "SELECT c.relname FROM pg_partition_tree(to_regclass(%s)) AS t "
