@@ -156,6 +156,34 @@ async def test_injection_payloads_are_stored_verbatim(vdata_db: Any, payload: st
     assert (await vdata_db.users.get_by_username("ada")).full_name == text + "!"
 
 
+async def test_injection_shaped_email_is_stored_verbatim(vdata_db: Any, owner: Any) -> None:
+    email = "a'OR'1'='1--;@example.org"  # a valid address shape, full of SQL
+    user = await vdata_db.users.create(new_user("ada", email=email), actor="admin")
+    assert user.email == email
+    assert (await vdata_db.users.get_by_email(email.upper())).id == user.id
+    assert [u.id for u in await vdata_db.users.list(search="a'OR")] == [user.id]
+    assert (await vdata_db.users.authenticate(email, "correct horse battery staple")).id == user.id
+    assert await count_rows(owner, "users") == 1
+
+
+async def test_changes_in_a_transaction_commit_or_roll_back_together(vdata_db: Any) -> None:
+    with pytest.raises(ConflictError):
+        async with vdata_db.transaction(actor="admin") as tx:
+            await tx.users.create(new_user("ada"))
+            await tx.users.create(new_user("ada", email="other@example.org"))
+    assert await vdata_db.users.list() == []
+    async with vdata_db.transaction(actor="admin") as tx:
+        user = await tx.users.create(new_user("ada"))
+        await tx.users.deactivate(user.id)
+    assert not (await vdata_db.users.get(user.id)).is_active
+
+
+async def test_tx_fixture_sees_its_own_writes(vdata_tx: Any) -> None:
+    user = await vdata_tx.users.create(new_user("txuser"))
+    assert user.created_by == "test"
+    assert (await vdata_tx.users.get_by_username("txuser")).id == user.id
+
+
 async def test_update_is_versioned(vdata_db: Any, owner: Any) -> None:
     user = await vdata_db.users.create(new_user("ada"), actor="admin")
     updated = await vdata_db.users.update(

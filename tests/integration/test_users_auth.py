@@ -79,6 +79,10 @@ async def test_unknown_user_and_wrong_password_get_the_same_error(vdata_db: Any)
         ("x" * 300, PASSWORD),
         ("ad\x00a", PASSWORD),
         ("", PASSWORD),
+        ("ad\ud800a", PASSWORD),
+        ("' OR '1'='1", PASSWORD),
+        ("ada' --", PASSWORD),
+        ("ada", "' OR '1'='1"),
     ):
         with pytest.raises(AuthenticationError) as caught:
             await vdata_db.users.authenticate(login, password)

@@ -61,7 +61,13 @@ def _plausible_login(login: object) -> bool:
     # Input that cannot name an account is treated like an unknown account
     # (same cost, same error) instead of a ValidationError, which would tell
     # a caller something a wrong password does not.
-    return isinstance(login, str) and 0 < len(login) <= _MAX_LOGIN and "\x00" not in login
+    if not isinstance(login, str) or not 0 < len(login) <= _MAX_LOGIN or "\x00" in login:
+        return False
+    try:
+        login.encode("utf-8")  # lone surrogates cannot be sent
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 class UserLoginMixin(Repository):
