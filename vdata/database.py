@@ -53,6 +53,7 @@ class Database(Areas):
         self._acquire_timeout = settings.acquire_timeout
         self._slow = settings.slow_query_threshold
         self._closed = False
+        self._close_hooks: list[Callable[[], Awaitable[None]]] = []
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else self.breaker.state
@@ -77,6 +78,13 @@ class Database(Areas):
         """
         if self._closed:
             return
+        # Hooks run while the pool still works (e.g. flushing buffered API-key
+        # usage); a failing hook is logged and does not keep the pool open.
+        for hook in self._close_hooks:
+            try:
+                await hook()
+            except Exception:
+                log.exception("close: a close hook failed")
         self._closed = True
         limit = self.settings.close_timeout if timeout is None else timeout
         try:
@@ -84,6 +92,10 @@ class Database(Areas):
         except TimeoutError:
             log.warning("close: calls still in flight after %.1f s; terminating", limit)
             self._pool.terminate()
+
+    def add_close_hook(self, hook: Callable[[], Awaitable[None]]) -> None:
+        """Have ``close()`` await *hook* first, while the pool is still open."""
+        self._close_hooks.append(hook)
 
     # -- the executor ----------------------------------------------------
 

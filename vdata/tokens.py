@@ -23,6 +23,7 @@ import hmac
 import re
 import secrets
 import zlib
+from functools import lru_cache
 from typing import NamedTuple
 
 import msgspec
@@ -72,6 +73,7 @@ def constant_time_equal(a: bytes, b: bytes) -> bool:
     return hmac.compare_digest(a, b)
 
 
+@lru_cache(maxsize=16)  # hash_secret runs on every API request; the key rarely changes
 def _subkey(key: str | bytes, label: bytes) -> bytes:
     # Settings has one secret_key for both the API-key pepper and the cursor
     # MAC; deriving a key per use keeps a tag of one kind from ever being a

@@ -129,6 +129,67 @@ RETURNING
     k.updated_by,
     k.version;
 
+-- name: get_usable_api_key(prefix, secret_hash)^
+-- Return the usable key with this prefix and digest, or nothing (unknown,
+-- wrong secret, revoked, deleted, expired, or its owner inactive or
+-- deleted). The pooled verify path: a read, with usage counted in the client
+-- and written in batches by record_api_key_usage. Digest equality in SQL is
+-- safe for the reason given at use_api_key. Nothing can fail.
+SELECT
+    k.id,
+    k.user_id,
+    k.name,
+    k.prefix,
+    k.scopes,
+    k.expires_at,
+    k.revoked_at,
+    k.last_used_at,
+    k.use_count,
+    k.rotated_from_id,
+    k.created_at,
+    k.created_by,
+    k.updated_at,
+    k.updated_by,
+    k.version
+FROM app.api_keys AS k
+WHERE
+    k.prefix = :prefix
+    AND k.secret_hash = :secret_hash
+    AND k.revoked_at IS NULL
+    AND k.deleted_at IS NULL
+    AND (k.expires_at IS NULL OR k.expires_at > now())
+    AND EXISTS (
+        SELECT FROM app.users AS u
+        WHERE
+            u.id = k.user_id
+            AND u.is_active
+            AND u.deleted_at IS NULL
+    );
+
+-- name: record_api_key_usage(ids, uses)$
+-- Add uses[i] to the use_count of key ids[i] and set last_used_at = now();
+-- return how many keys were updated (a key deleted meanwhile is skipped).
+-- Callers pass ids sorted, so that concurrent batches lock rows in the same
+-- order and cannot deadlock. Nothing can fail.
+WITH batch AS (
+    SELECT
+        b.id,
+        b.uses
+    FROM unnest(:ids::uuid[], :uses::bigint[]) AS b (id, uses)
+),
+
+counted AS (
+    UPDATE app.api_keys AS k
+    SET
+        use_count = k.use_count + batch.uses,
+        last_used_at = now()
+    FROM batch
+    WHERE k.id = batch.id
+    RETURNING k.id
+)
+
+SELECT count(*) FROM counted;
+
 -- name: get_api_key_by_id(id)^
 -- Return one key that is not deleted (revoked and expired ones included), or
 -- nothing.

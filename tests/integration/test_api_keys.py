@@ -17,6 +17,7 @@ import vdata
 from tests.integration._credentials import all_audit_text, audit_rows, count, make_user
 from vdata.models.api_keys import IssuedApiKey
 from vdata.queries import load, query
+from vdata.repositories import api_keys as api_keys_module
 from vdata.repositories.api_keys import INVALID_API_KEY
 from vdata.tokens import API_KEY_PATTERN, SecretStr, hash_secret, mint_api_key, parse_api_key
 
@@ -80,19 +81,66 @@ async def test_verify_returns_the_key_and_counts_each_use(
     issued = await issue(db, user_id)
     first = await db.api_keys.verify(issued.token)
     second = await db.api_keys.verify(issued.token)
-    assert first.id == issued.key.id
-    assert (first.use_count, second.use_count) == (1, 2)
-    assert second.last_used_at is not None and first.last_used_at is not None
-    assert second.last_used_at >= first.last_used_at
+    # On the pool the uses are buffered: the rows come back as stored.
+    assert first.id == second.id == issued.key.id
+    assert (first.use_count, second.use_count) == (0, 0)
+    assert await db.api_keys.flush_usage() == 1
+    assert await db.api_keys.flush_usage() == 0
+    stored = await db.api_keys.get(issued.key.id)
+    assert stored.use_count == 2 and stored.last_used_at is not None
+    assert (await db.api_keys.verify(issued.token)).use_count == 2
 
 
 async def test_use_count_grows_by_exactly_n_under_concurrent_verifies(
-    db: vdata.Database, user_id: UUID
+    db: vdata.Database, owner: asyncpg.Connection, user_id: UUID
+) -> None:
+    a = await issue(db, user_id)
+    b = await issue(db, user_id)
+    tokens = [a.token] * 40 + [b.token] * 7
+    results = await asyncio.gather(*(db.api_keys.verify(t) for t in tokens))
+    assert len(results) == 47
+    await db.api_keys.flush_usage()
+    counts = dict(await owner.fetch("SELECT id, use_count FROM app.api_keys"))
+    assert counts == {a.key.id: 40, b.key.id: 7}
+
+
+async def test_buffered_uses_are_written_by_the_timer_and_by_close(
+    vdata_app_dsn: str, owner: asyncpg.Connection, user_id: UUID, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(api_keys_module, "USAGE_FLUSH_INTERVAL", 0.05)
+    settings = vdata.Settings.from_env(env={}, secret_key=PEPPER)
+    async with await vdata.connect(vdata_app_dsn, settings=settings) as db:
+        issued = await issue(db, user_id)
+        await db.api_keys.verify(issued.token)
+        for _ in range(100):  # the timer fires after 50 ms
+            await asyncio.sleep(0.01)
+            if await owner.fetchval("SELECT use_count FROM app.api_keys") == 1:
+                break
+        assert await owner.fetchval("SELECT use_count FROM app.api_keys") == 1
+        monkeypatch.setattr(api_keys_module, "USAGE_FLUSH_INTERVAL", 3600.0)
+        await db.api_keys.verify(issued.token)
+        await db.api_keys.verify(issued.token)
+    # close() wrote the two uses the hour-long timer had not.
+    assert await owner.fetchval("SELECT use_count FROM app.api_keys") == 3
+
+
+async def test_verify_in_a_transaction_counts_in_the_same_statement(
+    db: vdata.Database, owner: asyncpg.Connection, user_id: UUID
 ) -> None:
     issued = await issue(db, user_id)
-    results = await asyncio.gather(*(db.api_keys.verify(issued.token) for _ in range(40)))
-    assert sorted(k.use_count for k in results) == list(range(1, 41))
-    assert (await db.api_keys.get(issued.key.id)).use_count == 40
+    async with db.transaction(actor="svc") as tx:
+        first = await tx.api_keys.verify(issued.token)
+        second = await tx.api_keys.verify(issued.token)
+        assert (first.use_count, second.use_count) == (1, 2)
+        assert await tx.api_keys.flush_usage() == 0
+    with pytest.raises(RuntimeError):
+        async with db.transaction(actor="svc") as tx:
+            await tx.api_keys.verify(issued.token)
+            raise RuntimeError("roll back")
+    assert await owner.fetchval("SELECT use_count FROM app.api_keys") == 2
+    async with db.transaction(actor="svc") as tx:
+        with pytest.raises(vdata.AuthenticationError, match=INVALID_API_KEY):
+            await tx.api_keys.verify(_rechecksummed_wrong_secret(issued.token))
 
 
 def _tampered(token: str) -> str:
@@ -154,9 +202,10 @@ async def test_verify_rejects_every_bad_key_with_the_same_message(
         assert caught.value.__cause__ is None and caught.value.__context__ is None
     assert set(messages.values()) == {INVALID_API_KEY}, messages
     # Nothing that failed was counted; the good key still works.
-    used = await owner.fetchval("SELECT sum(use_count) FROM app.api_keys")
-    assert used == 0
-    assert (await db.api_keys.verify(good.token)).use_count == 1
+    await db.api_keys.verify(good.token)
+    await db.api_keys.flush_usage()
+    counts = dict(await owner.fetch("SELECT prefix, use_count FROM app.api_keys"))
+    assert counts.pop(good.key.prefix) == 1 and set(counts.values()) == {0}
 
 
 async def test_scope_checks(db: vdata.Database, user_id: UUID) -> None:
@@ -169,6 +218,7 @@ async def test_scope_checks(db: vdata.Database, user_id: UUID) -> None:
     assert "admin, billing" in str(caught.value)
     assert issued.token not in str(caught.value) and issued.token not in repr(caught.value)
     # The key authenticated, so its use was recorded all the same.
+    await db.api_keys.flush_usage()
     assert (await db.api_keys.get(issued.key.id)).use_count == 3
 
 
@@ -443,3 +493,16 @@ async def test_query_columns_match_the_struct_fields(owner: asyncpg.Connection, 
         assert columns == list(q.struct.__struct_fields__)
     assert not {"secret_hash", "token_hash"} & set(columns)
     assert q.doc, "every query says what it returns"
+
+
+async def test_verify_is_one_round_trip_on_the_pool_and_in_a_transaction(
+    db: vdata.Database, user_id: UUID
+) -> None:
+    issued = await issue(db, user_id, scopes=["read"])
+    before = db.counters.queries
+    await db.api_keys.verify(issued.token, required_scopes=["read"])
+    assert db.counters.queries == before + 1
+    async with db.transaction(actor="svc") as tx:
+        before = db.counters.queries
+        await tx.api_keys.verify(issued.token)
+        assert db.counters.queries == before + 1
