@@ -1,0 +1,543 @@
+-- Tasks, write side: every statement records its audit event in the same
+-- statement (a data-modifying CTE into app.audit_log). The visibility and
+-- write rules are described at the top of tasks.sql.
+-- sqlfluff:templater:placeholder:as_user:0
+-- sqlfluff:templater:placeholder:assignee_id:0
+-- (For the linter only: render these parameters as literals, so that RF02
+-- does not take them for unqualified columns of a correlated subquery.)
+
+-- name: insert_task(project_id, as_user, title, description, priority, assignee_id, due_at, actor)^
+-- Create a task in a live, unarchived project that as_user owns, checked and
+-- share-locked in this same statement (so a concurrent archive or delete
+-- cannot slip in between), with its audit event; nothing when the project
+-- or the assignee (must be an active user) does not qualify.
+-- check_tasks_title_length / check_tasks_priority_range -> ValidationError.
+WITH project AS (
+    SELECT p.id
+    FROM app.projects AS p
+    WHERE
+        p.id = :project_id
+        AND p.owner_id = :as_user
+        AND p.deleted_at IS NULL
+        AND p.archived_at IS NULL
+        AND (
+            :assignee_id::uuid IS NULL
+            OR EXISTS (
+                SELECT u.id
+                FROM app.users AS u
+                WHERE
+                    u.id = :assignee_id::uuid
+                    AND u.is_active
+                    AND u.deleted_at IS NULL
+                FOR SHARE
+            )
+        )
+    FOR SHARE
+),
+
+created AS (
+    INSERT INTO app.tasks (
+        project_id,
+        title,
+        description,
+        priority,
+        assignee_id,
+        due_at,
+        created_by,
+        updated_by
+    )
+    SELECT
+        pr.id AS project_id,
+        :title,
+        :description,
+        :priority,
+        :assignee_id::uuid AS assignee_id,
+        :due_at::timestamptz AS due_at,
+        :actor AS created_by,
+        :actor AS updated_by
+    FROM project AS pr
+    RETURNING *
+),
+
+audit AS (
+    INSERT INTO app.audit_log (actor, action, entity_type, entity_id, after)
+    SELECT
+        :actor,
+        'task.create' AS action,
+        'task' AS entity_type,
+        c.id::text AS entity_id,
+        to_jsonb(c) AS after
+    FROM created AS c
+)
+
+SELECT
+    c.id,
+    c.project_id,
+    c.title,
+    c.description,
+    c.status,
+    c.priority,
+    c.assignee_id,
+    c.due_at,
+    c.completed_at,
+    c.created_at,
+    c.created_by,
+    c.updated_at,
+    c.updated_by,
+    c.version,
+    c.deleted_at,
+    c.deleted_by
+FROM created AS c;
+
+-- name: update_task(id, as_user, version, title, description, priority, set_due_at, due_at, actor)^
+-- Change the given fields (null: keep; due_at is set, even to null, only
+-- when set_due_at) of a task as_user may write, at version, with its
+-- audit event; return the new row, or nothing (see get_task_access).
+-- check_tasks_title_length / check_tasks_priority_range -> ValidationError.
+WITH old AS (
+    SELECT t.*
+    FROM app.tasks AS t
+    WHERE
+        t.id = :id
+        AND t.deleted_at IS NULL
+        AND (
+            t.project_id IN (
+                SELECT p.id
+                FROM app.projects AS p
+                WHERE
+                    p.deleted_at IS NULL
+                    AND p.archived_at IS NULL
+                    AND p.owner_id = :as_user
+            )
+            OR (
+                t.assignee_id = :as_user
+                AND t.project_id IN (
+                    SELECT p.id
+                    FROM app.projects AS p
+                    WHERE
+                        p.deleted_at IS NULL
+                        AND p.archived_at IS NULL
+                )
+            )
+        )
+        AND t.version = :version
+    FOR UPDATE
+),
+
+changed AS (
+    UPDATE app.tasks AS t
+    SET
+        title = coalesce(:title::text, t.title),
+        description = coalesce(:description::text, t.description),
+        priority = coalesce(:priority::integer, t.priority),
+        due_at = CASE WHEN :set_due_at THEN :due_at::timestamptz ELSE t.due_at END,
+        updated_by = :actor
+    FROM old AS o
+    WHERE t.id = o.id
+    RETURNING
+        t.*,
+        to_jsonb(o) AS before_row
+),
+
+audit AS (
+    INSERT INTO app.audit_log (actor, action, entity_type, entity_id, before, after)
+    SELECT
+        :actor,
+        'task.update' AS action,
+        'task' AS entity_type,
+        c.id::text AS entity_id,
+        c.before_row AS before,
+        to_jsonb(c) - 'before_row' AS after
+    FROM changed AS c
+)
+
+SELECT
+    c.id,
+    c.project_id,
+    c.title,
+    c.description,
+    c.status,
+    c.priority,
+    c.assignee_id,
+    c.due_at,
+    c.completed_at,
+    c.created_at,
+    c.created_by,
+    c.updated_at,
+    c.updated_by,
+    c.version,
+    c.deleted_at,
+    c.deleted_by
+FROM changed AS c;
+
+-- name: update_task_assignee(id, as_user, assignee_id, actor)^
+-- Assign a task (assignee_id null: unassign) in a project as_user owns to a
+-- live, active user (share-locked here, so a concurrent deactivation waits),
+-- with its audit event; return the new row, or nothing.
+WITH old AS (
+    SELECT t.*
+    FROM app.tasks AS t
+    WHERE
+        t.id = :id
+        AND t.deleted_at IS NULL
+        AND t.project_id IN (
+            SELECT p.id
+            FROM app.projects AS p
+            WHERE
+                p.deleted_at IS NULL
+                AND p.archived_at IS NULL
+                AND p.owner_id = :as_user
+        )
+        AND (
+            :assignee_id::uuid IS NULL
+            OR EXISTS (
+                SELECT u.id
+                FROM app.users AS u
+                WHERE
+                    u.id = :assignee_id::uuid
+                    AND u.is_active
+                    AND u.deleted_at IS NULL
+                FOR SHARE
+            )
+        )
+    FOR UPDATE
+),
+
+changed AS (
+    UPDATE app.tasks AS t
+    SET
+        assignee_id = :assignee_id::uuid,
+        updated_by = :actor
+    FROM old AS o
+    WHERE t.id = o.id
+    RETURNING
+        t.*,
+        to_jsonb(o) AS before_row
+),
+
+audit AS (
+    INSERT INTO app.audit_log (actor, action, entity_type, entity_id, before, after)
+    SELECT
+        :actor,
+        'task.assign' AS action,
+        'task' AS entity_type,
+        c.id::text AS entity_id,
+        c.before_row AS before,
+        to_jsonb(c) - 'before_row' AS after
+    FROM changed AS c
+)
+
+SELECT
+    c.id,
+    c.project_id,
+    c.title,
+    c.description,
+    c.status,
+    c.priority,
+    c.assignee_id,
+    c.due_at,
+    c.completed_at,
+    c.created_at,
+    c.created_by,
+    c.updated_at,
+    c.updated_by,
+    c.version,
+    c.deleted_at,
+    c.deleted_by
+FROM changed AS c;
+
+-- name: update_task_status(id, as_user, status, version, actor)^
+-- Move a task as_user may write to status if
+-- app.task_status_transition_allowed says so (and, unless version is
+-- null, at that version), setting completed_at on done and clearing it
+-- otherwise, with its audit event; return the new row, or nothing.
+WITH old AS (
+    SELECT t.*
+    FROM app.tasks AS t
+    WHERE
+        t.id = :id
+        AND t.deleted_at IS NULL
+        AND (
+            t.project_id IN (
+                SELECT p.id
+                FROM app.projects AS p
+                WHERE
+                    p.deleted_at IS NULL
+                    AND p.archived_at IS NULL
+                    AND p.owner_id = :as_user
+            )
+            OR (
+                t.assignee_id = :as_user
+                AND t.project_id IN (
+                    SELECT p.id
+                    FROM app.projects AS p
+                    WHERE
+                        p.deleted_at IS NULL
+                        AND p.archived_at IS NULL
+                )
+            )
+        )
+        AND app.task_status_transition_allowed(t.status, :status)
+        AND (:version::integer IS NULL OR t.version = :version::integer)
+    FOR UPDATE
+),
+
+changed AS (
+    UPDATE app.tasks AS t
+    SET
+        status = :status,
+        completed_at = CASE WHEN :status = 'done' THEN now() END,
+        updated_by = :actor
+    FROM old AS o
+    WHERE t.id = o.id
+    RETURNING
+        t.*,
+        to_jsonb(o) AS before_row
+),
+
+audit AS (
+    INSERT INTO app.audit_log (actor, action, entity_type, entity_id, before, after)
+    SELECT
+        :actor,
+        'task.status' AS action,
+        'task' AS entity_type,
+        c.id::text AS entity_id,
+        c.before_row AS before,
+        to_jsonb(c) - 'before_row' AS after
+    FROM changed AS c
+)
+
+SELECT
+    c.id,
+    c.project_id,
+    c.title,
+    c.description,
+    c.status,
+    c.priority,
+    c.assignee_id,
+    c.due_at,
+    c.completed_at,
+    c.created_at,
+    c.created_by,
+    c.updated_at,
+    c.updated_by,
+    c.version,
+    c.deleted_at,
+    c.deleted_by
+FROM changed AS c;
+
+-- name: soft_delete_task(id, as_user, actor)^
+-- Mark a task of a live, unarchived project that as_user owns deleted, with
+-- its audit event; return the deleted row, or nothing.
+WITH old AS (
+    SELECT t.*
+    FROM app.tasks AS t
+    WHERE
+        t.id = :id
+        AND t.deleted_at IS NULL
+        AND t.project_id IN (
+            SELECT p.id
+            FROM app.projects AS p
+            WHERE
+                p.deleted_at IS NULL
+                AND p.archived_at IS NULL
+                AND p.owner_id = :as_user
+        )
+    FOR UPDATE
+),
+
+changed AS (
+    UPDATE app.tasks AS t
+    SET
+        deleted_at = now(),
+        deleted_by = :actor,
+        updated_by = :actor
+    FROM old AS o
+    WHERE t.id = o.id
+    RETURNING
+        t.*,
+        to_jsonb(o) AS before_row
+),
+
+audit AS (
+    INSERT INTO app.audit_log (actor, action, entity_type, entity_id, before, after)
+    SELECT
+        :actor,
+        'task.delete' AS action,
+        'task' AS entity_type,
+        c.id::text AS entity_id,
+        c.before_row AS before,
+        to_jsonb(c) - 'before_row' AS after
+    FROM changed AS c
+)
+
+SELECT
+    c.id,
+    c.project_id,
+    c.title,
+    c.description,
+    c.status,
+    c.priority,
+    c.assignee_id,
+    c.due_at,
+    c.completed_at,
+    c.created_at,
+    c.created_by,
+    c.updated_at,
+    c.updated_by,
+    c.version,
+    c.deleted_at,
+    c.deleted_by
+FROM changed AS c;
+
+-- name: update_tasks_status(ids, as_user, status, actor)
+-- Move every task in ids to status, all or nothing: only when each id is a
+-- task as_user may write and each transition is allowed; one audit event per
+-- task; return the changed rows (none if any id does not qualify).
+WITH old AS (
+    SELECT t.*
+    FROM app.tasks AS t
+    WHERE
+        t.id = any(:ids::uuid[])
+        AND t.deleted_at IS NULL
+        AND (
+            t.project_id IN (
+                SELECT p.id
+                FROM app.projects AS p
+                WHERE
+                    p.deleted_at IS NULL
+                    AND p.archived_at IS NULL
+                    AND p.owner_id = :as_user
+            )
+            OR (
+                t.assignee_id = :as_user
+                AND t.project_id IN (
+                    SELECT p.id
+                    FROM app.projects AS p
+                    WHERE
+                        p.deleted_at IS NULL
+                        AND p.archived_at IS NULL
+                )
+            )
+        )
+    FOR UPDATE
+),
+
+verdict AS (
+    SELECT
+        count(*) AS found,
+        count(*) FILTER (
+            WHERE app.task_status_transition_allowed(o.status, :status)
+        ) AS allowed
+    FROM old AS o
+),
+
+changed AS (
+    UPDATE app.tasks AS t
+    SET
+        status = :status,
+        completed_at = CASE WHEN :status = 'done' THEN now() END,
+        updated_by = :actor
+    FROM old AS o, verdict AS v
+    WHERE
+        t.id = o.id
+        AND v.found = cardinality(:ids::uuid[])
+        AND v.allowed = v.found
+    RETURNING
+        t.*,
+        to_jsonb(o) AS before_row
+),
+
+audit AS (
+    INSERT INTO app.audit_log (actor, action, entity_type, entity_id, before, after)
+    SELECT
+        :actor,
+        'task.status' AS action,
+        'task' AS entity_type,
+        c.id::text AS entity_id,
+        c.before_row AS before,
+        to_jsonb(c) - 'before_row' AS after
+    FROM changed AS c
+)
+
+SELECT
+    c.id,
+    c.project_id,
+    c.title,
+    c.description,
+    c.status,
+    c.priority,
+    c.assignee_id,
+    c.due_at,
+    c.completed_at,
+    c.created_at,
+    c.created_by,
+    c.updated_at,
+    c.updated_by,
+    c.version,
+    c.deleted_at,
+    c.deleted_by
+FROM changed AS c;
+
+-- name: lock_project_for_new_tasks(project_id, as_user)$
+-- Share-lock a live, unarchived project that as_user owns for the rest of
+-- the transaction (bulk create via COPY) and return its id, or nothing.
+SELECT p.id
+FROM app.projects AS p
+WHERE
+    p.id = :project_id
+    AND p.owner_id = :as_user
+    AND p.deleted_at IS NULL
+    AND p.archived_at IS NULL
+FOR SHARE;
+
+-- name: count_active_users_locked(ids)$
+-- Share-lock the live, active users among ids for the rest of the
+-- transaction and return how many there are.
+SELECT count(*) AS active_users
+FROM (
+    SELECT u.id
+    FROM app.users AS u
+    WHERE
+        u.id = any(:ids::uuid[])
+        AND u.is_active
+        AND u.deleted_at IS NULL
+    FOR SHARE
+) AS active_ids;
+
+-- name: insert_task_audit_events(ids, actor)
+-- Record a task.create event for each task in ids (just written by COPY in
+-- this transaction) and return those tasks in the order of ids.
+WITH audited AS (
+    INSERT INTO app.audit_log (actor, action, entity_type, entity_id, after)
+    SELECT
+        :actor,
+        'task.create' AS action,
+        'task' AS entity_type,
+        t.id::text AS entity_id,
+        to_jsonb(t) AS after
+    FROM app.tasks AS t
+    WHERE t.id = any(:ids::uuid[])
+    ORDER BY array_position(:ids::uuid[], t.id)
+)
+
+SELECT
+    t.id,
+    t.project_id,
+    t.title,
+    t.description,
+    t.status,
+    t.priority,
+    t.assignee_id,
+    t.due_at,
+    t.completed_at,
+    t.created_at,
+    t.created_by,
+    t.updated_at,
+    t.updated_by,
+    t.version,
+    t.deleted_at,
+    t.deleted_by
+FROM app.tasks AS t
+WHERE t.id = any(:ids::uuid[])
+ORDER BY array_position(:ids::uuid[], t.id);

@@ -1,0 +1,54 @@
+"""Structs of the audit trail: events, daily counts and the chain report."""
+
+from __future__ import annotations
+
+__all__ = ["AuditDailyCount", "AuditEvent", "ChainReport"]
+
+import datetime as dt
+
+import msgspec
+
+
+class AuditEvent(msgspec.Struct, frozen=True):
+    """One row of ``app.audit_log``; ``before``/``after`` are JSON text (or None)."""
+
+    id: int
+    occurred_at: dt.datetime
+    actor: str
+    action: str
+    entity_type: str
+    entity_id: str | None
+    before: str | None
+    after: str | None
+    ip: str | None
+    request_id: str | None
+    prev_hash: bytes | None
+    row_hash: bytes
+
+
+class AuditDailyCount(msgspec.Struct, frozen=True):
+    """How many events of one action happened on one UTC day."""
+
+    action: str
+    occurred_on: dt.date
+    events: int
+
+
+class ChainReport(msgspec.Struct, frozen=True):
+    """The outcome of re-computing the hash chain over a range of ids.
+
+    ``ok`` is False when a link is broken; ``broken_id`` is then the first
+    row whose hash or link does not hold, and ``reason`` says which check
+    failed. ``first_id``/``last_id`` bound what was checked; ``genesis`` says
+    the range starts at the very first entry of the chain (no ``prev_hash``),
+    otherwise the first row's ``prev_hash`` was trusted (retention, or a
+    range that starts later).
+    """
+
+    first_id: int | None
+    last_id: int | None
+    broken_id: int | None
+    reason: str | None
+    ok: bool
+    rows_checked: int
+    genesis: bool

@@ -1,0 +1,213 @@
+"""The audit trail: the named queries of sql/audit/audit.sql, typed.
+
+Every other repository writes its events in the same statement as its
+change; this one appends free-standing events (logins, exports), reads the
+trail, streams it, and re-computes its hash chain (see docs/audit-chain.md).
+"""
+
+from __future__ import annotations
+
+__all__ = ["AuditRepository"]
+
+import datetime as dt
+from collections.abc import AsyncIterator
+from typing import Any
+
+import msgspec
+
+from vdata.errors import VdataError, translate
+from vdata.models.audit import AuditDailyCount, AuditEvent, ChainReport
+from vdata.queries import query
+from vdata.repositories._base import Repository, Slice
+from vdata.validation import check_identifier
+
+_INSERT = query("audit.insert_audit_event", AuditEvent)
+_SEARCH = query("audit.list_audit_events", AuditEvent)
+_BY_ENTITY = query("audit.list_audit_events_by_entity", AuditEvent)
+_BY_ACTOR = query("audit.list_audit_events_by_actor", AuditEvent)
+_BY_DAY = query("audit.count_audit_events_by_day", AuditDailyCount)
+_EXPORT = query("audit.list_audit_events_for_export", AuditEvent)
+_VERIFY = query("audit.verify_audit_chain", ChainReport)
+_DROP_PARTITIONS = query("audit.drop_audit_log_partitions")
+
+
+def _json(value: Any) -> str | None:
+    return None if value is None else msgspec.json.encode(value).decode()
+
+
+def _by_id(event: AuditEvent) -> tuple[int]:
+    return (event.id,)
+
+
+def _after_id(position: tuple[Any, ...] | None) -> dict[str, object]:
+    return {"after_id": None if position is None else position[0]}
+
+
+def _by_time(event: AuditEvent) -> tuple[dt.datetime, int]:
+    return (event.occurred_at, event.id)
+
+
+def _after_time(position: tuple[Any, ...] | None) -> dict[str, object]:
+    if position is None:
+        return {"after_at": None, "after_id": None}
+    return {"after_at": position[0], "after_id": position[1]}
+
+
+class AuditRepository(Repository):
+    """Read ``app.audit_log``, append to it, export it and verify its chain."""
+
+    __slots__ = ()
+
+    async def record(
+        self,
+        action: str,
+        entity_type: str,
+        entity_id: str | None = None,
+        *,
+        before: Any = None,
+        after: Any = None,
+        ip: str | None = None,
+        request_id: str | None = None,
+        actor: str | None = None,
+    ) -> AuditEvent:
+        """Append one event that no row change carries (a login, an export); return it.
+
+        *before*/*after* are stored as JSON. Raise ValidationError for an
+        action or entity type that is not a lower-case dotted name.
+        """
+        if entity_id is not None:
+            check_identifier("entity_id", entity_id)
+        return await self._one(  # type: ignore[no-any-return]
+            _INSERT,
+            actor=self._actor(actor),
+            action=check_identifier("action", action, max_length=63),
+            entity_type=check_identifier("entity_type", entity_type, max_length=63),
+            entity_id=entity_id,
+            before=_json(before),
+            after=_json(after),
+            ip=ip,
+            request_id=request_id,
+        )
+
+    async def search(
+        self,
+        *,
+        actor: str | None = None,
+        entity_type: str | None = None,
+        entity_id: str | None = None,
+        action: str | None = None,
+        since: dt.datetime | None = None,
+        until: dt.datetime | None = None,
+        cursor: str | None = None,
+        limit: int = 50,
+    ) -> Slice[AuditEvent]:
+        """Return one keyset page of events matching every given filter, newest first.
+
+        The time range is ``[since, until)``. Raise ValidationError for a
+        tampered *cursor* or a *limit* outside 1..1000.
+        """
+        return await self._keyset_page(
+            _SEARCH,
+            cursor,
+            limit,
+            _by_id,
+            _after_id,
+            actor=actor,
+            entity_type=entity_type,
+            entity_id=entity_id,
+            action=action,
+            since=since,
+            until=until,
+        )
+
+    async def history(
+        self, entity_type: str, entity_id: str, *, limit: int = 1000
+    ) -> list[AuditEvent]:
+        """Return the first *limit* events of one entity, oldest first."""
+        _, limit = self._page_args(0, limit, max_limit=100_000)
+        return await self._many(
+            _BY_ENTITY, entity_type=entity_type, entity_id=entity_id, page_size=limit
+        )
+
+    async def activity(
+        self,
+        actor: str,
+        *,
+        since: dt.datetime | None = None,
+        until: dt.datetime | None = None,
+        cursor: str | None = None,
+        limit: int = 50,
+    ) -> Slice[AuditEvent]:
+        """Return one keyset page of what *actor* did in ``[since, until)``, newest first."""
+        return await self._keyset_page(
+            _BY_ACTOR, cursor, limit, _by_time, _after_time, actor=actor, since=since, until=until
+        )
+
+    async def stats(
+        self, *, since: dt.datetime | None = None, until: dt.datetime | None = None
+    ) -> list[AuditDailyCount]:
+        """Return event counts per action per UTC day in ``[since, until)``, in one query."""
+        return await self._many(_BY_DAY, since=since, until=until)
+
+    async def export(
+        self,
+        *,
+        since: dt.datetime | None = None,
+        until: dt.datetime | None = None,
+        prefetch: int = 1000,
+    ) -> AsyncIterator[AuditEvent]:
+        """Yield every event in ``[since, until)`` in chain order, *prefetch* rows at a time.
+
+        Rows come through a server-side cursor, so memory stays bounded by
+        *prefetch* whatever the range holds. On the pool this opens its own
+        transaction (a cursor lives only inside one) and holds a connection
+        until the iteration ends or the iterator is closed; inside a
+        transaction it uses a savepoint.
+        """
+        if not 1 <= prefetch <= 100_000:
+            raise ValueError("prefetch must be between 1 and 100000")
+        args = _EXPORT.bind({"since": since, "until": until})
+        async with self._db.transaction() as tx:
+            rows = tx.cursor(_EXPORT, args, prefetch=prefetch).__aiter__()
+            while True:
+                try:
+                    record = await rows.__anext__()
+                except StopAsyncIteration:
+                    return
+                except VdataError:
+                    raise
+                except Exception as exc:
+                    raise translate(exc, query=_EXPORT.name) from exc
+                yield AuditEvent(*record)
+
+    async def verify_chain(
+        self,
+        since: dt.datetime | None = None,
+        until: dt.datetime | None = None,
+        *,
+        from_id: int | None = None,
+    ) -> ChainReport:
+        """Re-compute the hash chain and return a report naming the first broken link.
+
+        Checks the ids from the first event at or after *since* (or from
+        *from_id*, whose ``prev_hash`` is then trusted: use it after
+        retention or an investigated incident) to the last event before
+        *until*. With no *until*, the newest row must also match the chain
+        head, which catches rows appended with the trigger bypassed and
+        deleted newest rows. Never raises for a broken chain; ``ok`` says.
+        """
+        report = await self._one(_VERIFY, since=since, until=until, from_id=from_id)
+        assert report is not None  # the query always returns one row
+        return report  # type: ignore[no-any-return]
+
+    async def drop_partitions(self, *, keep_months: int) -> list[str]:
+        """Drop the monthly partitions older than the last *keep_months*; return their names.
+
+        Owner only (retention): the service role gets PermissionDeniedError.
+        Afterwards the oldest surviving row starts the chain, and
+        ``verify_chain`` trusts its ``prev_hash`` (``genesis`` is False).
+        """
+        if keep_months < 1:
+            raise ValueError("keep_months must be at least 1")
+        rows = await self._many(_DROP_PARTITIONS, keep_months=keep_months)
+        return [str(row[0]) for row in rows]
