@@ -64,7 +64,7 @@ SELECT
     'seed'
 FROM generate_series(1, (SELECT api_keys FROM seed_scale)) AS i
 INNER JOIN seed_users AS u
-    ON u.n = 1 + (i * 7919) % (SELECT users FROM seed_scale);
+    ON u.n = 1 + (i::bigint * 7919) % (SELECT users FROM seed_scale);
 
 INSERT INTO app.sessions (
     user_id, token_hash, ip, user_agent, last_seen_at, expires_at, revoked_at, created_by
@@ -80,7 +80,7 @@ SELECT
     'seed'
 FROM generate_series(1, (SELECT sessions FROM seed_scale)) AS i
 INNER JOIN seed_users AS u
-    ON u.n = 1 + (i * 104729) % (SELECT users FROM seed_scale);
+    ON u.n = 1 + (i::bigint * 104729) % (SELECT users FROM seed_scale);
 
 INSERT INTO app.projects (owner_id, name, description, is_public, archived_at, created_by)
 SELECT
@@ -92,7 +92,7 @@ SELECT
     'seed'
 FROM generate_series(1, (SELECT projects FROM seed_scale)) AS i
 INNER JOIN seed_users AS u
-    ON u.n = 1 + (i * 31) % (SELECT users FROM seed_scale);
+    ON u.n = 1 + (i::bigint * 31) % (SELECT users FROM seed_scale);
 
 CREATE TEMPORARY TABLE seed_projects ON COMMIT DROP AS
 SELECT
@@ -115,9 +115,9 @@ SELECT
     'seed'
 FROM generate_series(1, (SELECT tasks FROM seed_scale)) AS i
 INNER JOIN seed_projects AS p
-    ON p.n = 1 + (i * 13) % (SELECT projects FROM seed_scale)
+    ON p.n = 1 + (i::bigint * 13) % (SELECT projects FROM seed_scale)
 INNER JOIN seed_users AS u
-    ON u.n = 1 + (i * 7) % (SELECT users FROM seed_scale);
+    ON u.n = 1 + (i::bigint * 7) % (SELECT users FROM seed_scale);
 
 ALTER TABLE app.audit_log DISABLE TRIGGER trigger_audit_log_chain;
 
@@ -126,7 +126,7 @@ INSERT INTO app.audit_log (
 )
 SELECT
     now() - make_interval(secs => (i::bigint * 7919) % (90 * 86400)),
-    'seed' || (1 + (i * 17) % (SELECT users FROM seed_scale)),
+    'seed' || (1 + (i::bigint * 17) % (SELECT users FROM seed_scale)),
     (ARRAY['user.update', 'user.login', 'api_key.use', 'task.update', 'session.create'])[
         1 + i % 5
     ],
@@ -139,6 +139,6 @@ SELECT
     sha256(('audit ' || i)::bytea)
 FROM generate_series(1, (SELECT audit FROM seed_scale)) AS i
 INNER JOIN seed_users AS u
-    ON u.n = 1 + (i * 17) % (SELECT users FROM seed_scale);
+    ON u.n = 1 + (i::bigint * 17) % (SELECT users FROM seed_scale);
 
 ALTER TABLE app.audit_log ENABLE TRIGGER trigger_audit_log_chain;

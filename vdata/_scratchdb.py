@@ -47,7 +47,7 @@ def database(dsn: str | None, *, kind: str = "embedded", quiet: bool = False) ->
         migrations.apply(url, app_role=APP_ROLE)
         if not quiet:
             print(
-                f"vdata: checking on a throwaway PostgreSQL {server.version_text} migrated to head",
+                f"vdata: using a throwaway PostgreSQL {server.version_text} migrated to head",
                 file=sys.stderr,
             )
         yield url
