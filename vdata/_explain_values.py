@@ -7,8 +7,8 @@ back to a plain value of its type.
 
 Which column: the query folder's table when it has a column of that name
 (``:username`` in ``sql/users/``); ``:id`` is that table's id; ``:<thing>_id``
-is the id of ``app.<thing>s`` (``:owner_id``, ``:assignee_id`` and ``:user_id``
-are users); otherwise any growing table with a column of that name.
+is the id of ``app.<thing>s`` (``:owner_id``, ``:assignee_id``, ``:user_id`` and
+``:as_user`` are users); otherwise any growing table with a column of that name.
 """
 
 from __future__ import annotations
@@ -45,9 +45,9 @@ def _source(q: Query, name: str, columns: dict[str, set[str]]) -> tuple[str, str
     home = _FOLDER_TABLE.get(folder, folder)
     if name in columns.get(home, set()):
         return home, name
-    if name.endswith("_id"):
-        stem = name[: -len("_id")]
-        table = _ID_TABLES.get(stem, stem + "s")
+    if name.endswith("_id") or name.endswith("user"):  # :owner_id, :as_user
+        stem = name.removesuffix("_id")
+        table = "users" if stem.endswith("user") else _ID_TABLES.get(stem, stem + "s")
         if "id" in columns.get(table, set()):
             return table, "id"
     for table in _TABLES:
