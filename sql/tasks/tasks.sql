@@ -337,3 +337,8 @@ WHERE
     )
 ORDER BY t.due_at, t.id
 LIMIT :page_size;
+
+-- name: get_status_transition_allowed(from_status, to_status)$
+-- Return true if a task may move from from_status to to_status (the rule
+-- the status UPDATEs enforce); used to explain a refused change.
+SELECT app.task_status_transition_allowed(:from_status, :to_status) AS allowed;

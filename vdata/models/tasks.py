@@ -55,4 +55,4 @@ class TaskPatch(msgspec.Struct, frozen=True, kw_only=True):
     title: str | msgspec.UnsetType = msgspec.UNSET
     description: str | msgspec.UnsetType = msgspec.UNSET
     priority: int | msgspec.UnsetType = msgspec.UNSET
-    due_at: dt.datetime | None | msgspec.UnsetType = msgspec.UNSET
+    due_at: dt.datetime | msgspec.UnsetType | None = msgspec.UNSET
