@@ -32,12 +32,17 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--seed",
-        action="store_true",
-        help="seed the database first (implied by --analyze on a throwaway database; "
-        "with --dsn it writes seed rows into that database: use a scratch copy)",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="seed the database first (default: yes on a throwaway database, no with --dsn, "
+        "where it writes seed rows into that database: use a scratch copy)",
     )
     parser.add_argument(
-        "--scale", type=float, default=1.0, help="seed volume: 1.0 = 100k users, 1M audit rows"
+        "--scale",
+        type=float,
+        default=None,
+        help="seed volume: 1.0 = 100k users, 1M audit rows (default 1.0 with --analyze, "
+        "else 0.1: enough for the planner to see which tables are big)",
     )
     parser.add_argument(
         "--fail-on-seqscan",
@@ -60,8 +65,11 @@ def run(args: argparse.Namespace) -> int:
     throwaway = not (args.dsn or os.environ.get("VDATA_DSN"))
     try:
         with database(args.dsn, quiet=args.json) as dsn:
-            if args.seed or (args.analyze and throwaway):
-                counts = seed(dsn, scale=args.scale)
+            # An empty schema makes every table look tiny, and the planner
+            # rightly scans tiny tables: plans are only telling with volume.
+            if args.seed or (args.seed is None and throwaway):
+                scale = args.scale if args.scale is not None else 1.0 if args.analyze else 0.1
+                counts = seed(dsn, scale=scale)
                 if not args.json:
                     rows = ", ".join(f"{n} {t}" for t, n in counts.items())
                     print(f"vdata explain: seeded {rows}", file=sys.stderr)
