@@ -246,6 +246,8 @@ ORDER BY
     k.id ASC;
 
 -- name: revoke_api_key(id, user_id, actor)^
+-- not-null: id, user_id, name, prefix, scopes, use_count, created_at, created_by,
+-- not-null: updated_at, updated_by, version
 -- Revoke a key (of user_id, unless it is null) and audit it; return the key.
 -- A key revoked before comes back unchanged and is not audited again.
 -- Nothing comes back when no such key exists. Nothing can fail.
@@ -490,6 +492,7 @@ audit AS (
 SELECT count(*) FROM purged;
 
 -- name: get_api_key_usage_by_user_id(user_id)^
+-- not-null: user_id, key_count, usable_key_count, total_uses
 -- Return usage totals over a user's keys that are not deleted (always one
 -- row; zeros and nulls for a user with no keys).
 SELECT

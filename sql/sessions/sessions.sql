@@ -159,6 +159,8 @@ ORDER BY
     s.id ASC;
 
 -- name: revoke_session(id, user_id, actor)^
+-- not-null: id, user_id, last_seen_at, expires_at, created_at, created_by, updated_at,
+-- not-null: updated_by, version
 -- Revoke a session (of user_id, unless it is null) and audit it; return it.
 -- A session revoked before comes back unchanged and is not audited again.
 -- Nothing comes back when no such session exists. Nothing can fail.
