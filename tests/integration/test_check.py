@@ -344,3 +344,23 @@ def test_cli_exits_0_when_clean(
     root = _sql_dir(tmp_path, "-- name: now()$\n-- Return the server's time.\nSELECT now();\n")
     assert cli.main(["check", "--dsn", vdata_dsn, "--sql-dir", str(root)]) == 0
     assert "vdata check OK: 1 queries" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_cli_without_a_dsn_checks_on_a_throwaway_embedded_server(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from vdata import pgserver
+
+    try:
+        pgserver.find_bindir("embedded")
+    except pgserver.PgServerError as exc:
+        pytest.skip(f"embedded PostgreSQL binaries unavailable: {exc}")
+    monkeypatch.delenv("VDATA_DSN", raising=False)
+    root = _sql_dir(
+        tmp_path, "-- name: count_users()$\n-- Count users.\nSELECT count(*) FROM app.users;\n"
+    )
+    assert cli.main(["check", "--sql-dir", str(root)]) == 0  # the schema was migrated
+    captured = capsys.readouterr()
+    assert "throwaway PostgreSQL" in captured.err
+    assert "vdata check OK: 1 queries" in captured.out
