@@ -157,6 +157,9 @@ class TransactionContext:
         else:
             conn = await self._db._acquire_for_transaction()
             readonly = self._readonly
+        # Statements run on the connection itself, not on the pool's proxy,
+        # whose every attribute access goes through __getattr__.
+        conn = getattr(conn, "_con", conn)
         self._conn = conn
         pg_tx = conn.transaction(isolation=_ISOLATION[self._isolation], readonly=readonly)
         try:

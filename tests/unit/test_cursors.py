@@ -36,16 +36,23 @@ _values = st.one_of(
 )
 
 
-def _exactly_equal(a: tuple[Any, ...], b: tuple[Any, ...]) -> bool:
-    return (
-        a == b
-        and [type(x) for x in a] == [type(y) for y in b]
-        and all(
-            x.utcoffset() == y.utcoffset() and x.fold == y.fold
-            for x, y in zip(a, b, strict=True)
-            if isinstance(x, dt.datetime)
+def _same(x: Any, y: Any) -> bool:
+    if type(x) is not type(y):
+        return False
+    if isinstance(x, dt.datetime):
+        # A named zone (ZoneInfo) comes back as a fixed offset: the same wall
+        # time, offset and fold. Compared across zones, an ambiguous local
+        # time is never equal (PEP 495), so compare those parts directly.
+        return (
+            x.replace(tzinfo=None) == y.replace(tzinfo=None)
+            and x.utcoffset() == y.utcoffset()
+            and x.fold == y.fold
         )
-    )
+    return bool(x == y)
+
+
+def _exactly_equal(a: tuple[Any, ...], b: tuple[Any, ...]) -> bool:
+    return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
 
 
 @given(st.lists(_values, max_size=5).map(tuple))
