@@ -36,20 +36,15 @@ from typing import Any
 
 import msgspec
 
-from vdata import _pgtypes, _sqlfiles
+from vdata import _pgtypes
 from vdata._checkload import LoadedQueries, load_for_check
+from vdata._nullable import column_nullability, not_null_marks, result_origins
 
-_NOT_NULL = re.compile(r"^not-null\s*:\s*(.*)$", re.IGNORECASE)
 # A parameter named like one of these almost never means text.
 _TYPED_NAME = re.compile(
     r"(^|_)(id|ids|at|until|since|before|after|limit|offset|count|size|version|days|seconds)$"
     r"|^(is|has)_"
 )
-_OUTER_JOIN = re.compile(
-    r"\b(LEFT|RIGHT|FULL)\s+(?:OUTER\s+)?JOIN\s+(LATERAL\s+)?(\(|[\w.\"]+)", re.IGNORECASE
-)
-_ALL = -1  # "every table of this query is on a nullable side"
-_EXPRESSION = "not a plain table column: an expression, aggregate or UNION"
 
 
 class Problem(msgspec.Struct, frozen=True, kw_only=True):
@@ -117,17 +112,6 @@ class Report(msgspec.Struct, kw_only=True):
         return format_text(self, verbose=verbose)
 
 
-def not_null_marks(doc: str | typing.Sequence[str]) -> set[str]:
-    """Return the columns a doc comment's ``not-null:`` lines declare never NULL."""
-    lines = doc.splitlines() if isinstance(doc, str) else doc
-    marks: set[str] = set()
-    for line in lines:
-        match = _NOT_NULL.match(line.strip().lstrip("-").strip())
-        if match:
-            marks.update(n for n in re.split(r"[\s,]+", match.group(1)) if n)
-    return marks
-
-
 def import_repositories() -> list[str]:
     """Import every ``vdata.repositories`` module (they tie queries to Structs); return failures."""
     import vdata.repositories as package
@@ -157,7 +141,7 @@ async def check(dsn: str, *, root: Path | None = None) -> Report:
             report.problems.append(
                 Problem(path="vdata/repositories", line=0, query="", kind="load", message=failure)
             )
-    origins = await asyncio.to_thread(_origins, dsn, [q.sql for q in loaded.queries])
+    origins = await asyncio.to_thread(result_origins, dsn, [q.sql for q in loaded.queries])
     conn = await asyncpg.connect(dsn)
     try:
         for q, origin in zip(loaded.queries, origins, strict=True):
@@ -166,23 +150,6 @@ async def check(dsn: str, *, root: Path | None = None) -> Report:
         await conn.close()
     report.problems.sort(key=lambda p: (p.path, p.line, p.query, p.kind))
     return report
-
-
-def _origins(dsn: str, statements: list[str]) -> list[list[tuple[int, int]] | None]:
-    """Return each statement's (table oid, column number) per result column, via libpq."""
-    import psycopg
-
-    out: list[list[tuple[int, int]] | None] = []
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        pg = conn.pgconn
-        for sql in statements:
-            prepared = pg.prepare(b"", sql.encode())
-            if prepared.status != psycopg.pq.ExecStatus.COMMAND_OK:
-                out.append(None)  # asyncpg's prepare reports the error
-                continue
-            d = pg.describe_prepared(b"")
-            out.append([(d.ftable(i), d.ftablecol(i)) for i in range(d.nfields)])
-    return out
 
 
 _TEXT_COLUMNS: dict[int, set[str]] = {}
@@ -205,19 +172,6 @@ async def _text_columns(conn: Any) -> set[str]:
         _TEXT_COLUMNS.clear()
         _TEXT_COLUMNS[key] = {str(r[0]) for r in rows}
     return _TEXT_COLUMNS[key]
-
-
-async def _outer_joined(conn: Any, sql: str) -> set[int]:
-    """Return the oids of tables on the nullable side of an outer join (``_ALL``: unsure)."""
-    oids: set[int] = set()
-    for side, lateral, target in _OUTER_JOIN.findall(_sqlfiles.strip_hidden(sql)):
-        if side.upper() != "LEFT" or lateral or target == "(":
-            return {_ALL}
-        oid = await conn.fetchval("SELECT to_regclass($1)::oid", target)
-        if oid is None:
-            return {_ALL}
-        oids.add(int(oid))
-    return oids
 
 
 async def _check_one(
@@ -258,7 +212,7 @@ async def _check_one(
             )
     attributes = list(stmt.get_attributes())
     types = await _pgtypes.resolve_types(conn, {a.type.oid for a in attributes})
-    nullable = await _nullability(conn, q, attributes, origin, problem)
+    nullable = await column_nullability(conn, q, attributes, origin, problem)
     columns = [
         Column(a.name, types[a.type.oid].name if a.type.oid in types else a.type.name, *n)
         for a, n in zip(attributes, nullable, strict=True)
@@ -289,45 +243,6 @@ async def _check_one(
             )
     if struct is not None and columns:
         _compare(struct, columns, [types.get(a.type.oid) for a in attributes], problem)
-
-
-async def _nullability(
-    conn: Any,
-    q: Any,
-    attributes: list[Any],
-    origin: list[tuple[int, int]] | None,
-    problem: typing.Callable[..., None],
-) -> list[tuple[bool, str | None, str | None]]:
-    """Return (can be NULL, ``schema.table.column`` origin, why NULL) for each column."""
-    marks = not_null_marks(q.doc)
-    names = {a.name for a in attributes}
-    for unknown in sorted(marks - names):
-        problem("nullability", f"`not-null: {unknown}` names no result column")
-    refs = [o for o in (origin or []) if o[0]]
-    catalog: dict[tuple[int, int], tuple[bool, str]] = {}
-    if refs:
-        rows = await conn.fetch(
-            "SELECT a.attrelid, a.attnum, a.attnotnull, "
-            "format('%s.%s', a.attrelid::regclass, quote_ident(a.attname)) AS origin "
-            "FROM pg_catalog.pg_attribute AS a WHERE a.attrelid = ANY($1::oid[])",
-            sorted({o[0] for o in refs}),
-        )
-        catalog = {(r[0], r[1]): (bool(r[2]), str(r[3])) for r in rows}
-    outer = await _outer_joined(conn, q.sql) if refs else set()
-    out: list[tuple[bool, str | None, str | None]] = []
-    for i, a in enumerate(attributes):
-        ref = origin[i] if origin and i < len(origin) else (0, 0)
-        notnull, where = catalog.get(ref, (False, None))
-        why: str | None = f"{where} is nullable" if where else _EXPRESSION
-        if notnull:
-            why = None
-        if where and (_ALL in outer or ref[0] in outer):
-            # an outer join can fill even a NOT NULL column with NULL
-            notnull, why = False, f"{where} is on the nullable side of an outer join"
-        if a.name in marks:
-            notnull, why = True, None
-        out.append((not notnull, where, why))
-    return out
 
 
 def _compare(
