@@ -122,6 +122,7 @@ class TransactionContext:
         "_conn",
         "_db",
         "_isolation",
+        "_lease",
         "_parent",
         "_pg_tx",
         "_readonly",
@@ -146,6 +147,7 @@ class TransactionContext:
         self._readonly = readonly
         self._parent = parent
         self._conn: asyncpg.Connection | None = None
+        self._lease: Any = None  # what the pool handed out; only it can be released
         self._pg_tx: PgTransaction | None = None
         self._tx: Transaction | None = None
 
@@ -155,11 +157,11 @@ class TransactionContext:
             conn = self._parent._conn
             readonly = self._parent.readonly
         else:
-            conn = await self._db._acquire_for_transaction()
+            self._lease = await self._db._acquire_for_transaction()
+            # Statements run on the connection itself, not on the pool's
+            # proxy, whose every attribute access goes through __getattr__.
+            conn = getattr(self._lease, "_con", self._lease)
             readonly = self._readonly
-        # Statements run on the connection itself, not on the pool's proxy,
-        # whose every attribute access goes through __getattr__.
-        conn = getattr(conn, "_con", conn)
         self._conn = conn
         pg_tx = conn.transaction(isolation=_ISOLATION[self._isolation], readonly=readonly)
         try:
@@ -193,6 +195,7 @@ class TransactionContext:
             await self._release()
 
     async def _release(self) -> None:
-        if self._parent is None and self._conn is not None:
-            conn, self._conn = self._conn, None
-            await self._db._release(conn)
+        self._conn = None
+        if self._lease is not None:
+            lease, self._lease = self._lease, None
+            await self._db._release(lease)
