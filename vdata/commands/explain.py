@@ -20,8 +20,8 @@ def register(subparsers: Any) -> None:
             "sequential scans on tables that grow (users, api_keys, sessions, audit_log, "
             "projects, tasks). With --analyze, run each query (rolled back) with sampled "
             "parameter values, on a database seeded with realistic volumes. Without --dsn "
-            "or VDATA_DSN, a throwaway embedded PostgreSQL is started, migrated (and, "
-            "with --analyze, seeded)."
+            "or VDATA_DSN, a throwaway embedded PostgreSQL is started, migrated and "
+            "seeded."
         ),
     )
     parser.add_argument("names", nargs="*", metavar="NAME", help="folder.name or name")
