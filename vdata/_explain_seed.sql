@@ -1,21 +1,23 @@
--- Seed data for `vdata explain --analyze`: realistic volumes in every growing
--- table, so that plans are the ones production will get. Scale 1.0 gives
--- 100k users, 20k API keys, 200k sessions, 1M audit rows, 10k projects and
--- 200k tasks; the scale is read from the setting vdata.seed_scale.
+-- Seed data for `vdata explain`: realistic volumes in every growing table, so
+-- that plans are the ones production will get. Scale 1.0 gives 100k users,
+-- 20k API keys, 200k sessions, 1M audit rows, 10k projects and 200k tasks;
+-- the scale is read from the setting vdata.seed_scale.
 --
 -- Run as the owner on a database migrated to head, in one transaction. The
 -- audit hash chain trigger is disabled while seeding (the chain is not what a
 -- plan depends on, and a row-by-row chain of 1M rows takes minutes); the rows
 -- get well-formed but unchained hashes, and the trigger is enabled again.
+-- Other tables are picked by arithmetic on row numbers (seed_users,
+-- seed_projects), so the data is the same on every run.
 
 CREATE TEMPORARY TABLE seed_scale ON COMMIT DROP AS
 SELECT
-    greatest(10, (100000 * s)::integer) AS users,
-    greatest(2, (20000 * s)::integer) AS api_keys,
-    greatest(10, (200000 * s)::integer) AS sessions,
-    greatest(10, (1000000 * s)::integer) AS audit,
-    greatest(2, (10000 * s)::integer) AS projects,
-    greatest(10, (200000 * s)::integer) AS tasks
+    greatest(10, (100000 * setting.s)::integer) AS n_users,
+    greatest(2, (20000 * setting.s)::integer) AS n_api_keys,
+    greatest(10, (200000 * setting.s)::integer) AS n_sessions,
+    greatest(10, (1000000 * setting.s)::integer) AS n_audit,
+    greatest(2, (10000 * setting.s)::integer) AS n_projects,
+    greatest(10, (200000 * setting.s)::integer) AS n_tasks
 FROM (SELECT current_setting('vdata.seed_scale')::numeric AS s) AS setting;
 
 INSERT INTO app.users (
@@ -24,26 +26,28 @@ INSERT INTO app.users (
     deleted_at, deleted_by
 )
 SELECT
-    'seed' || i,
-    'seed' || i || '@example.org',
-    'Seed User ' || i,
-    '$argon2id$v=19$m=65536,t=3,p=4$c2VlZHNlZWQ$c2VlZHNlZWRzZWVkc2VlZA',
-    i % 50 <> 0,
-    CASE WHEN i % 10 < 7 THEN now() - make_interval(days => i % 700) END,
-    i % 4,
-    CASE WHEN i % 3 <> 0 THEN now() - make_interval(mins => i % 100000) END,
-    CASE WHEN i % 3 <> 0 THEN ('10.0.0.0'::inet + (i % 65536)) END,
-    now() - make_interval(days => i % 730),
-    'seed',
-    CASE WHEN i % 20 = 0 THEN now() - make_interval(days => i % 30) END,
-    CASE WHEN i % 20 = 0 THEN 'seed' END
-FROM generate_series(1, (SELECT users FROM seed_scale)) AS i;
+    'seed' || g.i AS username,
+    'seed' || g.i || '@example.org' AS email,
+    'Seed User ' || g.i AS full_name,
+    '$argon2id$v=19$m=65536,t=3,p=4$c2VlZHNlZWQ$c2VlZHNlZWRzZWVkc2VlZA' AS password_hash,
+    g.i % 50 != 0 AS is_active,
+    CASE WHEN g.i % 10 < 7 THEN now() - make_interval(days => g.i % 700) END
+        AS email_verified_at,
+    g.i % 4 AS failed_login_count,
+    CASE WHEN g.i % 3 != 0 THEN now() - make_interval(mins => g.i % 100000) END
+        AS last_login_at,
+    CASE WHEN g.i % 3 != 0 THEN '10.0.0.0'::inet + (g.i % 65536) END AS last_login_ip,
+    now() - make_interval(days => g.i % 730) AS created_at,
+    'seed' AS created_by,
+    CASE WHEN g.i % 20 = 0 THEN now() - make_interval(days => g.i % 30) END AS deleted_at,
+    CASE WHEN g.i % 20 = 0 THEN 'seed' END AS deleted_by
+FROM seed_scale AS sc
+CROSS JOIN generate_series(1, sc.n_users) AS g (i);
 
--- Users numbered 1..n, so that other tables can pick one by arithmetic.
 CREATE TEMPORARY TABLE seed_users ON COMMIT DROP AS
 SELECT
-    row_number() OVER (ORDER BY u.created_at, u.id) AS n,
-    u.id
+    u.id,
+    row_number() OVER (ORDER BY u.created_at, u.id) AS n
 FROM app.users AS u;
 CREATE UNIQUE INDEX ON seed_users (n);
 
@@ -52,52 +56,52 @@ INSERT INTO app.api_keys (
     last_used_at, use_count, created_by
 )
 SELECT
-    u.id,
-    'key ' || i,
-    'seed' || lpad(i::text, 10, '0'),
-    sha256(('api_key ' || i)::bytea),
-    CASE WHEN i % 2 = 0 THEN '{read}'::text [] ELSE '{read,write}'::text [] END,
-    CASE WHEN i % 4 = 0 THEN now() + make_interval(days => i % 365 - 60) END,
-    CASE WHEN i % 10 = 0 THEN now() - make_interval(days => i % 90) END,
-    now() - make_interval(mins => i % 50000),
-    i % 1000,
-    'seed'
-FROM generate_series(1, (SELECT api_keys FROM seed_scale)) AS i
-INNER JOIN seed_users AS u
-    ON u.n = 1 + (i::bigint * 7919) % (SELECT users FROM seed_scale);
+    su.id AS user_id,
+    'key ' || g.i AS name,
+    'seed' || lpad(g.i::text, 10, '0') AS prefix,
+    sha256(('api_key ' || g.i)::bytea) AS secret_hash,
+    CASE WHEN g.i % 2 = 0 THEN '{read}'::text[] ELSE '{read,write}'::text[] END AS scopes,
+    CASE WHEN g.i % 4 = 0 THEN now() + make_interval(days => g.i % 365 - 60) END AS expires_at,
+    CASE WHEN g.i % 10 = 0 THEN now() - make_interval(days => g.i % 90) END AS revoked_at,
+    now() - make_interval(mins => g.i % 50000) AS last_used_at,
+    g.i % 1000 AS use_count,
+    'seed' AS created_by
+FROM seed_scale AS sc
+CROSS JOIN generate_series(1, sc.n_api_keys) AS g (i)
+INNER JOIN seed_users AS su ON su.n = 1 + (g.i::bigint * 7919) % sc.n_users;
 
 INSERT INTO app.sessions (
     user_id, token_hash, ip, user_agent, last_seen_at, expires_at, revoked_at, created_by
 )
 SELECT
-    u.id,
-    sha256(('session ' || i)::bytea),
-    '192.168.0.0'::inet + (i % 65536),
-    'Mozilla/5.0 (seed ' || i % 17 || ')',
-    now() - make_interval(mins => i % 20000),
-    now() + make_interval(hours => i % 720 - 360),
-    CASE WHEN i % 7 = 0 THEN now() - make_interval(hours => i % 100) END,
-    'seed'
-FROM generate_series(1, (SELECT sessions FROM seed_scale)) AS i
-INNER JOIN seed_users AS u
-    ON u.n = 1 + (i::bigint * 104729) % (SELECT users FROM seed_scale);
+    su.id AS user_id,
+    sha256(('session ' || g.i)::bytea) AS token_hash,
+    '192.168.0.0'::inet + (g.i % 65536) AS ip,
+    'Mozilla/5.0 (seed ' || g.i % 17 || ')' AS user_agent,
+    now() - make_interval(mins => g.i % 20000) AS last_seen_at,
+    now() + make_interval(hours => g.i % 720 - 360) AS expires_at,
+    CASE WHEN g.i % 7 = 0 THEN now() - make_interval(hours => g.i % 100) END AS revoked_at,
+    'seed' AS created_by
+FROM seed_scale AS sc
+CROSS JOIN generate_series(1, sc.n_sessions) AS g (i)
+INNER JOIN seed_users AS su ON su.n = 1 + (g.i::bigint * 104729) % sc.n_users;
 
 INSERT INTO app.projects (owner_id, name, description, is_public, archived_at, created_by)
 SELECT
-    u.id,
-    'Project ' || i,
-    'Seeded project ' || i,
-    i % 5 = 0,
-    CASE WHEN i % 11 = 0 THEN now() - make_interval(days => i % 200) END,
-    'seed'
-FROM generate_series(1, (SELECT projects FROM seed_scale)) AS i
-INNER JOIN seed_users AS u
-    ON u.n = 1 + (i::bigint * 31) % (SELECT users FROM seed_scale);
+    su.id AS owner_id,
+    'Project ' || g.i AS name,
+    'Seeded project ' || g.i AS description,
+    g.i % 5 = 0 AS is_public,
+    CASE WHEN g.i % 11 = 0 THEN now() - make_interval(days => g.i % 200) END AS archived_at,
+    'seed' AS created_by
+FROM seed_scale AS sc
+CROSS JOIN generate_series(1, sc.n_projects) AS g (i)
+INNER JOIN seed_users AS su ON su.n = 1 + (g.i::bigint * 31) % sc.n_users;
 
 CREATE TEMPORARY TABLE seed_projects ON COMMIT DROP AS
 SELECT
-    row_number() OVER (ORDER BY p.created_at, p.id) AS n,
-    p.id
+    p.id,
+    row_number() OVER (ORDER BY p.created_at, p.id) AS n
 FROM app.projects AS p;
 CREATE UNIQUE INDEX ON seed_projects (n);
 
@@ -105,19 +109,18 @@ INSERT INTO app.tasks (
     project_id, title, status, priority, assignee_id, due_at, completed_at, created_by
 )
 SELECT
-    p.id,
-    'Task ' || i,
-    (ARRAY['todo', 'in_progress', 'blocked', 'done', 'cancelled'])[1 + i % 5],
-    i % 5,
-    CASE WHEN i % 3 <> 0 THEN u.id END,
-    CASE WHEN i % 2 = 0 THEN now() + make_interval(days => i % 120 - 30) END,
-    CASE WHEN i % 5 = 3 THEN now() - make_interval(days => i % 60) END,
-    'seed'
-FROM generate_series(1, (SELECT tasks FROM seed_scale)) AS i
-INNER JOIN seed_projects AS p
-    ON p.n = 1 + (i::bigint * 13) % (SELECT projects FROM seed_scale)
-INNER JOIN seed_users AS u
-    ON u.n = 1 + (i::bigint * 7) % (SELECT users FROM seed_scale);
+    sp.id AS project_id,
+    'Task ' || g.i AS title,
+    (ARRAY['todo', 'in_progress', 'blocked', 'done', 'cancelled'])[1 + g.i % 5] AS status,
+    g.i % 5 AS priority,
+    CASE WHEN g.i % 3 != 0 THEN su.id END AS assignee_id,
+    CASE WHEN g.i % 2 = 0 THEN now() + make_interval(days => g.i % 120 - 30) END AS due_at,
+    CASE WHEN g.i % 5 = 3 THEN now() - make_interval(days => g.i % 60) END AS completed_at,
+    'seed' AS created_by
+FROM seed_scale AS sc
+CROSS JOIN generate_series(1, sc.n_tasks) AS g (i)
+INNER JOIN seed_projects AS sp ON sp.n = 1 + (g.i::bigint * 13) % sc.n_projects
+INNER JOIN seed_users AS su ON su.n = 1 + (g.i::bigint * 7) % sc.n_users;
 
 ALTER TABLE app.audit_log DISABLE TRIGGER trigger_audit_log_chain;
 
@@ -125,20 +128,20 @@ INSERT INTO app.audit_log (
     occurred_at, actor, action, entity_type, entity_id, before, after, ip, request_id, row_hash
 )
 SELECT
-    now() - make_interval(secs => (i::bigint * 7919) % (90 * 86400)),
-    'seed' || (1 + (i::bigint * 17) % (SELECT users FROM seed_scale)),
+    now() - make_interval(secs => (g.i::bigint * 7919) % (90 * 86400)) AS occurred_at,
+    'seed' || (1 + (g.i::bigint * 17) % sc.n_users) AS actor,
     (ARRAY['user.update', 'user.login', 'api_key.use', 'task.update', 'session.create'])[
-        1 + i % 5
-    ],
-    (ARRAY['user', 'user', 'api_key', 'task', 'session'])[1 + i % 5],
-    u.id::text,
-    jsonb_build_object('n', i),
-    jsonb_build_object('n', i + 1),
-    '172.16.0.0'::inet + (i % 65536),
-    'req-' || i,
-    sha256(('audit ' || i)::bytea)
-FROM generate_series(1, (SELECT audit FROM seed_scale)) AS i
-INNER JOIN seed_users AS u
-    ON u.n = 1 + (i::bigint * 17) % (SELECT users FROM seed_scale);
+        1 + g.i % 5
+    ] AS action,
+    (ARRAY['user', 'user', 'api_key', 'task', 'session'])[1 + g.i % 5] AS entity_type,
+    su.id::text AS entity_id,
+    jsonb_build_object('n', g.i) AS before,
+    jsonb_build_object('n', g.i + 1) AS after,
+    '172.16.0.0'::inet + (g.i % 65536) AS ip,
+    'req-' || g.i AS request_id,
+    sha256(('audit ' || g.i)::bytea) AS row_hash
+FROM seed_scale AS sc
+CROSS JOIN generate_series(1, sc.n_audit) AS g (i)
+INNER JOIN seed_users AS su ON su.n = 1 + (g.i::bigint * 17) % sc.n_users;
 
 ALTER TABLE app.audit_log ENABLE TRIGGER trigger_audit_log_chain;
