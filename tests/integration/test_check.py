@@ -364,3 +364,10 @@ def test_cli_without_a_dsn_checks_on_a_throwaway_embedded_server(
     captured = capsys.readouterr()
     assert "throwaway PostgreSQL" in captured.err
     assert "vdata check OK: 1 queries" in captured.out
+
+
+def test_cli_exits_2_when_the_database_cannot_be_reached(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert cli.main(["check", "--dsn", "postgresql://postgres@127.0.0.1:1/none"]) == 2
+    assert "cannot use the database" in capsys.readouterr().err

@@ -124,3 +124,10 @@ def test_analyze_of_every_vdata_query_leaves_the_data_unchanged(vdata_dsn: str) 
     print(format_plans(plans))
     assert all(p.error is None for p in plans), [(p.name, p.error) for p in plans if p.error]
     assert before == after  # writes under EXPLAIN ANALYZE were rolled back
+
+
+def test_cli_exits_2_when_the_database_cannot_be_reached(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert cli.main(["explain", "--dsn", "postgresql://postgres@127.0.0.1:1/none"]) == 2
+    assert "cannot use the database" in capsys.readouterr().err

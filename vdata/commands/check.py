@@ -36,6 +36,9 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the check; print the report; return the exit code."""
+    import asyncpg
+    import psycopg
+
     from vdata._scratchdb import ScratchUnavailable, database
     from vdata.check import check
 
@@ -45,8 +48,9 @@ def run(args: argparse.Namespace) -> int:
     except ScratchUnavailable as exc:
         print(f"vdata check: {exc}", file=sys.stderr)
         return 2
-    except OSError as exc:  # cannot connect: refused, unknown host, timeout
-        print(f"vdata check: cannot reach the database: {exc}", file=sys.stderr)
+    except (OSError, asyncpg.PostgresError, psycopg.OperationalError) as exc:
+        # cannot connect: refused, unknown host, no such database, bad password
+        print(f"vdata check: cannot use the database: {exc}", file=sys.stderr)
         return 2
     if args.json:
         sys.stdout.write(report.to_json().decode() + "\n")

@@ -58,6 +58,7 @@ def run(args: argparse.Namespace) -> int:
     import os
 
     import msgspec
+    import psycopg
 
     from vdata._scratchdb import ScratchUnavailable, database
     from vdata.explain import explain, format_plans, seed
@@ -79,6 +80,9 @@ def run(args: argparse.Namespace) -> int:
         return 2
     except KeyError as exc:
         print(f"vdata explain: {exc.args[0]}", file=sys.stderr)
+        return 2
+    except (OSError, psycopg.OperationalError) as exc:
+        print(f"vdata explain: cannot use the database: {exc}", file=sys.stderr)
         return 2
     if args.json:
         sys.stdout.write(msgspec.json.format(msgspec.json.encode(plans)).decode() + "\n")
