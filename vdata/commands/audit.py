@@ -1,0 +1,129 @@
+"""``vdata audit``: verify the audit hash chain; drop old monthly partitions (owner only)."""
+
+from __future__ import annotations
+
+__all__ = ["register"]
+
+import argparse
+import asyncio
+import datetime as dt
+import os
+import sys
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from vdata.models.audit import ChainReport
+
+# Exit codes: 0 the chain holds, 1 it is broken (the row is printed), 2 the
+# check could not run (no DSN, server unreachable, no privilege).
+OK, BROKEN, FAILED = 0, 1, 2
+
+
+def register(subparsers: Any) -> None:
+    """Add ``audit verify`` and ``audit drop-partitions`` to the ``vdata`` command."""
+    parser = subparsers.add_parser(
+        "audit",
+        help="verify the audit trail's hash chain, or apply retention",
+        description="Verify the audit hash chain (see docs/audit-chain.md), or drop old months.",
+    )
+    actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+
+    verify = actions.add_parser(
+        "verify", help="re-compute the hash chain; exit 1 and name the row if it is broken"
+    )
+    _add_dsn(verify, "database to check, any role that can read app.audit_log")
+    verify.add_argument(
+        "--since", type=_timestamp, help="first occurred_at (ISO 8601, UTC if naive)"
+    )
+    verify.add_argument("--until", type=_timestamp, help="end of range, exclusive (ISO 8601)")
+    verify.add_argument(
+        "--from-id", type=int, help="start at this id and trust its prev_hash (after retention)"
+    )
+    verify.add_argument("--json", action="store_true", help="print the report as JSON")
+    verify.set_defaults(func=_verify)
+
+    drop = actions.add_parser(
+        "drop-partitions", help="retention: drop monthly partitions older than N months (owner)"
+    )
+    _add_dsn(drop, "database, as the schema owner")
+    drop.add_argument("--keep-months", type=int, required=True, help="months to keep, >= 1")
+    drop.set_defaults(func=_drop)
+
+
+def _add_dsn(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument("--dsn", default=None, help=f"{what} (default: $VDATA_DSN)")
+
+
+def _timestamp(text: str) -> dt.datetime:
+    try:
+        value = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 timestamp: {text!r}") from None
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+
+def _dsn(args: argparse.Namespace) -> str | None:
+    dsn = args.dsn or os.environ.get("VDATA_DSN")
+    if not dsn:
+        print("vdata audit: no database: pass --dsn or set VDATA_DSN", file=sys.stderr)
+    return dsn
+
+
+def _verify(args: argparse.Namespace) -> int:
+    dsn = _dsn(args)
+    if dsn is None:
+        return FAILED
+
+    async def run() -> ChainReport:
+        import vdata.database
+
+        async with await vdata.database.connect(dsn) as db:
+            return await db.audit.verify_chain(args.since, args.until, from_id=args.from_id)
+
+    report = _guarded(run)
+    if report is None:
+        return FAILED
+    if args.json:
+        import msgspec
+
+        print(msgspec.json.encode(report).decode())
+    else:
+        print(_describe(report))
+    return OK if report.ok else BROKEN
+
+
+def _describe(report: ChainReport) -> str:
+    span = f"{report.rows_checked} row(s) checked, ids {report.first_id}..{report.last_id}"
+    start = "from the first entry" if report.genesis else "first row's prev_hash trusted"
+    if report.ok:
+        return f"audit chain OK: {span}, {start}"
+    return f"audit chain BROKEN at id {report.broken_id}: {report.reason} ({span}, {start})"
+
+
+def _drop(args: argparse.Namespace) -> int:
+    dsn = _dsn(args)
+    if dsn is None:
+        return FAILED
+
+    async def run() -> list[str]:
+        import vdata.database
+
+        async with await vdata.database.connect(dsn) as db:
+            return await db.audit.drop_partitions(keep_months=args.keep_months)
+
+    dropped = _guarded(run)
+    if dropped is None:
+        return FAILED
+    print(f"dropped {len(dropped)} partition(s)" + "".join(f"\n  {name}" for name in dropped))
+    return OK
+
+
+def _guarded(run: Any) -> Any:
+    from vdata.errors import VdataError
+
+    try:
+        return asyncio.run(run())
+    except (VdataError, ValueError, OSError) as exc:
+        # vdata messages never carry the DSN's password or server text.
+        print(f"vdata audit: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return None
