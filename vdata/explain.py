@@ -122,9 +122,9 @@ def _plan_of(conn: Any, q: Query, analyze: bool) -> tuple[dict[str, Any], dict[s
     if not analyze and conn.info.server_version >= 160000:
         result = _exec(conn, f"EXPLAIN (GENERIC_PLAN, FORMAT JSON) {q.sql}")
         return dict(json.loads(result.get_value(0, 0))[0]), {}
-    # PREPARE is not transactional: the statement is deallocated by hand.
-    _exec(conn, f"BEGIN; PREPARE {_STATEMENT} AS {q.sql}")
+    _exec(conn, "BEGIN")
     try:
+        _exec(conn, f"PREPARE {_STATEMENT} AS {q.sql}")
         values: dict[str, str | None] = {}
         args: list[sql.Composable]
         if analyze:
@@ -154,8 +154,12 @@ def _plan_of(conn: Any, q: Query, analyze: bool) -> tuple[dict[str, Any], dict[s
         plan = result.get_value(0, 0)
         return dict(json.loads(plan)[0]), values
     finally:
-        # ROLLBACK also undoes whatever EXPLAIN ANALYZE wrote.
-        _exec(conn, f"ROLLBACK; DEALLOCATE {_STATEMENT}")
+        # ROLLBACK also undoes whatever EXPLAIN ANALYZE wrote; PREPARE is not
+        # transactional, so a statement that was prepared is deallocated by hand.
+        _exec(conn, "ROLLBACK")
+        left = _exec(conn, f"SELECT FROM pg_prepared_statements WHERE name = '{_STATEMENT}'")
+        if left.ntuples:
+            _exec(conn, f"DEALLOCATE {_STATEMENT}")
 
 
 def explain(

@@ -131,3 +131,21 @@ def test_cli_exits_2_when_the_database_cannot_be_reached(
 ) -> None:
     assert cli.main(["explain", "--dsn", "postgresql://postgres@127.0.0.1:1/none"]) == 2
     assert "cannot use the database" in capsys.readouterr().err
+
+
+def test_a_query_that_does_not_plan_is_reported_and_the_rest_planned(
+    tmp_path: Path, vdata_dsn: str
+) -> None:
+    root = _sql_dir(tmp_path)
+    broken = (
+        "\n-- name: get_nothing(x)^\n-- Broken on purpose.\n"
+        "SELECT nope FROM app.users WHERE id = :x;\n"
+    )
+    with (root / "users" / "users.sql").open("a") as f:
+        f.write(broken)
+    for analyze in (False, True):
+        plans = {p.name: p for p in explain(vdata_dsn, analyze=analyze, root=root)}
+        assert plans["users.get_nothing"].error is not None
+        assert "nope" in str(plans["users.get_nothing"].error)
+        assert plans["users.get_user_by_id"].plan is not None  # the connection survived
+        assert plans["users.list_users_by_full_name"].plan is not None
