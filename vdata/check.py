@@ -252,9 +252,12 @@ def _compare(
     problem: typing.Callable[..., None],
 ) -> None:
     """Report how *columns* differ from the positional fields of *struct*."""
+    sname = getattr(struct, "__name__", repr(struct))
+    if not (isinstance(struct, type) and issubclass(struct, msgspec.Struct)):
+        problem("columns", f"{sname} is not a msgspec Struct")
+        return
     fields = list(struct.__struct_fields__)
     names = [c.name for c in columns]
-    sname = struct.__name__
     positional = list(getattr(struct, "__match_args__", fields))
     if positional != fields:
         kw = [f for f in fields if f not in positional]
