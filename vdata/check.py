@@ -39,6 +39,7 @@ import msgspec
 from vdata import _pgtypes
 from vdata._checkload import LoadedQueries, load_for_check
 from vdata._nullable import column_nullability, not_null_marks, result_origins
+from vdata.queries import Query
 
 # A parameter named like one of these almost never means text.
 _TYPED_NAME = re.compile(
@@ -144,38 +145,37 @@ async def check(dsn: str, *, root: Path | None = None) -> Report:
     origins = await asyncio.to_thread(result_origins, dsn, [q.sql for q in loaded.queries])
     conn = await asyncpg.connect(dsn)
     try:
+        text_columns = await _text_columns(conn)
         for q, origin in zip(loaded.queries, origins, strict=True):
-            await _check_one(conn, loaded, q, origin, report)
+            await _check_one(conn, loaded, q, origin, text_columns, report)
     finally:
         await conn.close()
     report.problems.sort(key=lambda p: (p.path, p.line, p.query, p.kind))
     return report
 
 
-_TEXT_COLUMNS: dict[int, set[str]] = {}
-
-
 async def _text_columns(conn: Any) -> set[str]:
-    """Return the names of text-typed table columns of the schema (cached per connection).
+    """Return the names of the schema's text-typed table columns.
 
     A parameter compared with such a column is rightly inferred as text.
     """
-    key = id(conn)
-    if key not in _TEXT_COLUMNS:
-        rows = await conn.fetch(
-            "SELECT DISTINCT a.attname FROM pg_catalog.pg_attribute AS a "
-            "JOIN pg_catalog.pg_class AS c ON c.oid = a.attrelid "
-            "JOIN pg_catalog.pg_namespace AS n ON n.oid = c.relnamespace "
-            "WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') "
-            "AND a.attnum > 0 AND a.atttypid IN ('text'::regtype, 'varchar'::regtype)"
-        )
-        _TEXT_COLUMNS.clear()
-        _TEXT_COLUMNS[key] = {str(r[0]) for r in rows}
-    return _TEXT_COLUMNS[key]
+    rows = await conn.fetch(
+        "SELECT DISTINCT a.attname FROM pg_catalog.pg_attribute AS a "
+        "JOIN pg_catalog.pg_class AS c ON c.oid = a.attrelid "
+        "JOIN pg_catalog.pg_namespace AS n ON n.oid = c.relnamespace "
+        "WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') "
+        "AND a.attnum > 0 AND a.atttypid IN ('text'::regtype, 'varchar'::regtype)"
+    )
+    return {str(r[0]) for r in rows}
 
 
 async def _check_one(
-    conn: Any, loaded: LoadedQueries, q: Any, origin: list[tuple[int, int]] | None, report: Report
+    conn: Any,
+    loaded: LoadedQueries,
+    q: Query,
+    origin: list[tuple[int, int]] | None,
+    text_columns: set[str],
+    report: Report,
 ) -> None:
     """Prepare *q* and compare what the server reports with its declaration and Struct."""
     import asyncpg
@@ -199,11 +199,7 @@ async def _check_one(
     for p in params:
         if p.type == "unknown":
             problem("param-type", f"the server cannot infer a type for :{p.name}; add a cast")
-        elif (
-            p.type == "text"
-            and _TYPED_NAME.search(p.name)
-            and p.name not in await _text_columns(conn)
-        ):
+        elif p.type == "text" and _TYPED_NAME.search(p.name) and p.name not in text_columns:
             problem(
                 "param-type",
                 f":{p.name} is inferred as text; cast it (:{p.name}::bigint, ::timestamptz…) "
