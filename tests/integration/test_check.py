@@ -16,6 +16,7 @@ import pytest
 
 from vdata import cli
 from vdata._resources import sql_dir
+from vdata._sqlfiles import read_blocks
 from vdata.check import Problem, Report, check
 from vdata.queries import load
 
@@ -121,6 +122,8 @@ async def test_vdata_sql_passes_the_check_on_the_migrated_schema(vdata_dsn: str)
     if any("-- name:" in p.read_text() for p in named):
         assert report.queries, "sql/ has named queries, yet none was checked"
     assert not report.errors, "\n" + report.to_text()
+    names = {b.qualified for b in read_blocks(sql_dir())}
+    assert {q.name for q in report.queries} == names  # every named query was prepared
 
 
 async def test_a_matching_query_and_struct_is_clean(tmp_path: Path, vdata_dsn: str) -> None:
