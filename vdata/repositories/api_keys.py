@@ -44,9 +44,10 @@ INVALID_API_KEY = "invalid API key"
 # A scope is a short token such as "read", "projects:write" or "admin/*".
 _SCOPE = re.compile(r"[A-Za-z0-9][A-Za-z0-9:._*/-]{0,99}")
 _MAX_SCOPES = 64  # check_api_keys_scopes_shape allows the same
-# A new key's 8-character prefix can collide with an existing one (62**8
-# values: rare, but a birthday bound at millions of keys); the insert skips a
-# taken prefix without an error, and the key is minted again.
+# A new key's 8-character prefix hits one of N existing prefixes with
+# probability N / 62**8 (5e-9 at a million keys). The insert skips a taken
+# prefix without an error (an error would abort the caller's transaction) and
+# the key is minted again; a missing user costs the same few empty inserts.
 _MINT_ATTEMPTS = 3
 # Uses counted by a pooled verify() are written at most this long after the
 # first of them, in one statement of at most _BATCH keys.
@@ -57,7 +58,10 @@ log = logging.getLogger("vdata.api_keys")
 
 
 class ApiKeyRepository(Repository):
-    """Read and write ``app.api_keys``; every method runs one named statement.
+    """Read and write ``app.api_keys``; each call is one named statement.
+
+    (Except: rotate() probes the old key when nothing came back, issue() and
+    rotate() mint again after a prefix collision, usage() flushes first.)
 
     The key itself is never stored: the row holds its public prefix and an
     HMAC-SHA-256 of its secret, peppered with ``Settings.secret_key`` (so a
