@@ -272,11 +272,15 @@ def format_plans(plans: Sequence[QueryPlan], *, cwd: Path | None = None) -> str:
             else:
                 out.append(f"    (seq scan on app.{rel} allowed: {qp.allowed})")
         out.append("")
-    flagged = [qp.name for qp in plans if qp.flagged]
-    errors = [qp.name for qp in plans if qp.error]
+    flagged = [qp for qp in plans if qp.flagged]
+    errors = [qp for qp in plans if qp.error]
+    for qp in flagged:
+        tables = ", ".join(f"app.{t}" for t in qp.seq_scans)
+        out.append(f"  {qp.path}:{qp.line}: {qp.name} seq-scans {tables}")
+    for qp in errors:
+        out.append(f"  {qp.path}:{qp.line}: {qp.name} could not be planned: {qp.error}")
     out.append(
         f"vdata explain: {len(plans)} queries; {len(flagged)} seq-scan a growing table "
-        f"without a seqscan-ok note{': ' + ', '.join(flagged) if flagged else ''}; "
-        f"{len(errors)} could not be planned"
+        f"without a seqscan-ok note; {len(errors)} could not be planned"
     )
     return "\n".join(out)

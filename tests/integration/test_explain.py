@@ -61,7 +61,8 @@ def test_a_seq_scan_on_a_growing_table_is_flagged(tmp_path: Path, vdata_dsn: str
     assert "Index Scan using pk_users on users" in text
     assert "!! Seq Scan on growing table app.users" in text
     assert "allowed: the nightly report" in text
-    assert "1 seq-scan a growing table without a seqscan-ok note: " in text
+    assert "users.sql:9: users.list_users_by_full_name seq-scans app.users\n" in text
+    assert "3 queries; 1 seq-scan a growing table without a seqscan-ok note" in text
 
 
 def test_names_select_queries_and_unknown_names_fail(tmp_path: Path, vdata_dsn: str) -> None:
