@@ -23,6 +23,9 @@ from vdata.queries import Query, QueryKind, load
 if TYPE_CHECKING:
     from vdata.check import Problem
 
+# Doc lines that are instructions to the tools, not documentation.
+_MARKERS = ("not-null", "seqscan-ok")
+
 _KINDS = {
     "": QueryKind.MANY,
     "^": QueryKind.ONE,
@@ -85,7 +88,7 @@ def static_problems(blocks: list[_sqlfiles.Block]) -> list[Problem]:
             )
         else:
             first[b.qualified] = b
-        if not [d for d in b.doc if not d.lower().startswith("not-null")]:
+        if not [d for d in b.doc if not d.lower().startswith(_MARKERS)]:
             add(b, "doc", "no doc comment under the name line (what it returns, what can fail)")
         if b.suffix == "#":
             add(b, "shape", "a `#` script: DDL belongs in migrations/, not sql/")

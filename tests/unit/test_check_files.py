@@ -59,8 +59,9 @@ def test_blocks_carry_line_namespace_doc_and_declared_params(tmp_path: Path) -> 
     assert kinds == ["doc", "params"]  # list_users: no doc, no parameter list
 
 
-def test_a_not_null_line_alone_is_no_doc_comment(tmp_path: Path) -> None:
-    (tmp_path / "a.sql").write_text("-- name: f()$\n-- not-null: x\nSELECT 1 AS x;\n")
+@pytest.mark.parametrize("marker", ["not-null: x", "seqscan-ok: nightly"])
+def test_a_marker_line_alone_is_no_doc_comment(tmp_path: Path, marker: str) -> None:
+    (tmp_path / "a.sql").write_text(f"-- name: f()$\n-- {marker}\nSELECT 1 AS x;\n")
     (problem,) = static_problems(read_blocks(tmp_path))
     assert problem.kind == "doc"
 
