@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-__all__ = ["create_pool", "server_settings", "ssl_argument"]
+__all__ = ["Release", "create_pool", "server_settings", "ssl_argument"]
 
 import ssl
+import weakref
 from typing import Any
 
 import asyncpg
@@ -54,20 +55,39 @@ def ssl_mode_name(settings: Settings) -> str:
     return settings.sslmode or "from the DSN"
 
 
-async def _no_reset(conn: asyncpg.Connection) -> None:
-    """Release a connection without asyncpg's reset query.
+class Release:
+    """Decide, per connection, whether its release needs asyncpg's reset query.
 
     asyncpg runs ``SELECT pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *;
     RESET ALL`` on every release, a round trip that costs 40-60% of a short
-    pooled call. It is safe to skip for vdata's own use because vdata never
-    leaves session state on a pooled connection: it takes only
-    transaction-scoped advisory locks (``pg_advisory_xact_lock``), opens
+    pooled call. vdata skips it after a call that completed, which is safe
+    because vdata never leaves session state on a pooled connection: it takes
+    only transaction-scoped advisory locks (``pg_advisory_xact_lock``), opens
     cursors only inside transactions (closed at COMMIT/ROLLBACK), never
     LISTENs, and changes settings only with ``SET LOCAL`` or through the
-    connection's startup parameters, which RESET ALL would keep anyway.
-    asyncpg still rolls back a transaction left open (its ``_reset()`` runs
-    before this callback), and still clears listeners.
+    connection's startup parameters. asyncpg itself still rolls back a
+    transaction left open, before this callback runs.
+
+    A call that failed or was cancelled is different: asyncpg prepares a
+    statement with Parse/Describe/Flush and no Sync, so a call cancelled
+    there leaves the backend inside an implicit transaction, holding the
+    locks of the parse until the next Sync. Such a connection is marked and
+    gets the full reset (a simple query, which ends that state).
     """
+
+    __slots__ = ("_dirty",)
+
+    def __init__(self) -> None:
+        self._dirty: weakref.WeakSet[asyncpg.Connection] = weakref.WeakSet()
+
+    def mark(self, conn: asyncpg.Connection) -> None:
+        """Give *conn* the full reset on its next release."""
+        self._dirty.add(conn)
+
+    async def __call__(self, conn: asyncpg.Connection) -> None:
+        if self._dirty and conn in self._dirty:
+            self._dirty.discard(conn)
+            await conn.execute(conn.get_reset_query())
 
 
 def _check_encrypted(settings: Settings) -> Any:
@@ -84,7 +104,7 @@ def _check_encrypted(settings: Settings) -> Any:
     return init
 
 
-async def create_pool(settings: Settings) -> asyncpg.Pool:
+async def create_pool(settings: Settings, release: Release) -> asyncpg.Pool:
     """Open the pool for *settings*; raise UnavailableError if no connection can be made."""
     try:
         pool = await asyncpg.create_pool(
@@ -97,7 +117,7 @@ async def create_pool(settings: Settings) -> asyncpg.Pool:
             statement_cache_size=settings.statement_cache_size,
             server_settings=server_settings(settings),
             ssl=ssl_argument(settings),
-            reset=_no_reset,
+            reset=release,
             init=_check_encrypted(settings) if settings.require_ssl else None,
         )
     except VdataError:

@@ -40,9 +40,12 @@ class Database(Areas):
 
     actor: str | None = None  # writes on the pool name their actor explicitly
 
-    def __init__(self, settings: Settings, pool: asyncpg.Pool) -> None:
+    def __init__(
+        self, settings: Settings, pool: asyncpg.Pool, release: _pool.Release | None = None
+    ) -> None:
         self.settings = settings
         self._pool = pool
+        self._release_policy = release or _pool.Release()
         self.counters = Counters()
         self.breaker = CircuitBreaker(
             failure_threshold=settings.breaker_failure_threshold,
@@ -155,14 +158,17 @@ class Database(Areas):
             conn = await pool.acquire(timeout=timeout)
         except BaseException as exc:
             raise self._failed(exc, q, "acquire") from exc
+        # The pool hands out a proxy whose every attribute access goes
+        # through __getattr__; call the method on the connection itself.
+        raw = getattr(conn, "_con", conn)
         started = time.perf_counter()
         try:
-            # The pool hands out a proxy whose every attribute access goes
-            # through __getattr__; call the method on the connection itself.
-            result = await method(getattr(conn, "_con", conn), q.sql, *args)
+            result = await method(raw, q.sql, *args)
         except BaseException as exc:
             if isinstance(exc, asyncpg.exceptions.InternalClientError):
                 conn.terminate()  # out of step with its server: never reuse it
+            else:
+                self._release_policy.mark(raw)  # may be mid-protocol: full reset
             raise self._failed(exc, q, None) from exc
         finally:
             await pool.release(conn)
@@ -261,7 +267,9 @@ class Database(Areas):
                 first_error=first,
             )
 
-    async def _release(self, conn: asyncpg.Connection) -> None:
+    async def _release(self, conn: asyncpg.Connection, *, failed: bool = False) -> None:
+        if failed:
+            self._release_policy.mark(getattr(conn, "_con", conn))
         await self._pool.release(conn)
 
     # -- health -----------------------------------------------------------
@@ -325,5 +333,6 @@ async def connect(dsn: str | None = None, *, settings: Settings | None = None) -
         from vdata.errors import ValidationError
 
         raise ValidationError("no DSN: pass connect(dsn) or set VDATA_DSN", field="dsn")
-    pool = await _pool.create_pool(settings)
-    return Database(settings, pool)
+    release = _pool.Release()
+    pool = await _pool.create_pool(settings, release)
+    return Database(settings, pool, release)

@@ -165,9 +165,11 @@ class TransactionContext:
         self._conn = conn
         pg_tx = conn.transaction(isolation=_ISOLATION[self._isolation], readonly=readonly)
         try:
-            await pg_tx.start()
+            # asyncpg's own context protocol marks the transaction "managed":
+            # a cancelled block is then rolled back quietly on release.
+            await pg_tx.__aenter__()
         except BaseException as exc:
-            await self._release()
+            await self._release(failed=True)
             if isinstance(exc, Exception):
                 raise translate(exc) from exc
             raise
@@ -182,20 +184,22 @@ class TransactionContext:
         tb: TracebackType | None,
     ) -> None:
         assert self._pg_tx is not None
+        failed = exc_type is not None
         try:
-            if exc_type is None:
-                await self._pg_tx.commit()
-            else:
-                await self._pg_tx.rollback()
-        except Exception as failure:
-            if exc_type is None:
+            # Commits when the block succeeded, rolls back otherwise.
+            await self._pg_tx.__aexit__(exc_type, exc, tb)
+        except BaseException as failure:
+            failed = True
+            if exc_type is None and isinstance(failure, Exception):
                 raise translate(failure) from failure
+            if not isinstance(failure, Exception):
+                raise
             # The block already failed; its error is the one to report.
         finally:
-            await self._release()
+            await self._release(failed=failed)
 
-    async def _release(self) -> None:
+    async def _release(self, *, failed: bool = False) -> None:
         self._conn = None
         if self._lease is not None:
             lease, self._lease = self._lease, None
-            await self._db._release(lease)
+            await self._db._release(lease, failed=failed)

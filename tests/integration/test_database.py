@@ -202,7 +202,8 @@ async def _backends(owner_dsn: str, application_name: str) -> list[asyncpg.Recor
     conn = await asyncpg.connect(owner_dsn)
     try:
         return await conn.fetch(
-            "SELECT pid, state FROM pg_stat_activity WHERE application_name = $1",
+            "SELECT pid, state, query, wait_event FROM pg_stat_activity"
+            " WHERE application_name = $1",
             application_name,
         )
     finally:
@@ -231,12 +232,17 @@ async def test_cancelled_calls_leave_the_pool_whole(vdata_dsn: str, app_dsn: str
 
         for _ in range(10):
             await asyncio.gather(*(one() for _ in range(200)))
-        await asyncio.sleep(0.2)
+        # A cancelled statement may still be finishing on the server (its
+        # cancel request in flight): wait, bounded, until every backend idles.
+        for _ in range(100):
+            backends = await _backends(vdata_dsn, name)
+            if all(b["state"] == "idle" for b in backends):
+                break
+            await asyncio.sleep(0.05)
+        assert all(b["state"] == "idle" for b in backends), backends
         pool = db._pool
         assert pool.get_size() <= 5
         assert pool.get_idle_size() == pool.get_size()
-        backends = await _backends(vdata_dsn, name)
-        assert all(b["state"] == "idle" for b in backends), backends
         assert await db.fetchval(q("get_one"), ()) == 1
 
 
