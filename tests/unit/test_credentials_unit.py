@@ -143,7 +143,12 @@ async def test_a_batch_that_never_left_is_kept_and_one_that_may_have_is_not(
         await usage.flush()
     assert await usage.flush() == 1 and db.batches == [([key_id], [1])]
     usage.add(key_id)
-    db.fail = vdata.TransientError("connection lost")  # may have been applied
+    db.fail = vdata.TransientError("deadlock detected", sqlstate="40P01")  # rolled back
+    with pytest.raises(vdata.TransientError):
+        await usage.flush()
+    assert await usage.flush() == 1 and db.batches[-1] == ([key_id], [1])
+    usage.add(key_id)
+    db.fail = vdata.TransientError("connection lost", sqlstate="08006")  # in doubt
     with (
         caplog.at_level(logging.WARNING, logger="vdata.api_keys"),
         pytest.raises(vdata.TransientError),

@@ -251,9 +251,9 @@ class _UsageBuffer:
 
     One per Database (``db.api_keys`` is created once). A timer flushes
     ``USAGE_FLUSH_INTERVAL`` after the first pending use; ``db.close()``
-    flushes what is left. A batch whose statement may have reached the server
-    is not re-queued (that could count uses twice): those counts are logged
-    as lost instead.
+    flushes what is left. A failed batch is kept for the next flush when the
+    failure proves it was not applied; otherwise (connection lost mid-call)
+    it is dropped with a warning, since writing it again could count twice.
     """
 
     __slots__ = ("_db", "_lock", "_pending", "_timer")
@@ -294,7 +294,7 @@ class _UsageBuffer:
                         )
                     )
                 except VdataError as error:
-                    if error.not_sent:
+                    if _never_applied(error):
                         for key_id, n in zip(ids, uses, strict=True):
                             self._pending[key_id] = self._pending.get(key_id, 0) + n
                     else:
@@ -307,6 +307,15 @@ class _UsageBuffer:
             self._timer.cancel()
             self._timer = None
         await self.flush()
+
+
+def _never_applied(error: VdataError) -> bool:
+    # Never sent, or refused by the server (deadlock, timeout, permission):
+    # the batch runs alone on a pooled connection, so a server error rolled
+    # it back. Connection-class errors (08xxx, e.g. 08007 "transaction
+    # resolution unknown") and client-side failures leave it in doubt.
+    code = error.sqlstate
+    return error.not_sent or (code is not None and not code.startswith("08"))
 
 
 def _check_scopes(scopes: Iterable[str]) -> list[str]:
