@@ -201,6 +201,11 @@ async def test_verify_rejects_every_bad_key_with_the_same_message(
         messages[label] = str(caught.value)
         assert caught.value.__cause__ is None and caught.value.__context__ is None
     assert set(messages.values()) == {INVALID_API_KEY}, messages
+    # The transaction path (one UPDATE ... RETURNING) refuses the same keys.
+    async with db.transaction(actor="svc") as tx:
+        for token in bad.values():
+            with pytest.raises(vdata.AuthenticationError, match=INVALID_API_KEY):
+                await tx.api_keys.verify(token)  # type: ignore[arg-type]
     # Nothing that failed was counted; the good key still works.
     await db.api_keys.verify(good.token)
     await db.api_keys.flush_usage()
