@@ -69,6 +69,8 @@ async def test_pooled_verify_costs_close_to_a_raw_get_by_id(
             f"verify throughput = {ratio:.2f} x raw"
         )
     assert stored.use_count == 300 + _ROUNDS * _CALLS  # every use was written
-    # Target 0.8 on a quiet machine (measured 0.78 with a load average of 3.5
-    # on 2 cores); 0.7 still fails an UPDATE per verify, which measured ~0.5.
+    # Measured 0.76 on 2 cores (best of 30 rounds, quiet or loaded alike): the
+    # gap is ~10 us for the owner check in SQL and ~25 us of client CPU for
+    # the key's checksum and HMAC. 0.7 still catches a write per verify
+    # (an UPDATE ... RETURNING measured ~0.5).
     assert ratio >= 0.7
