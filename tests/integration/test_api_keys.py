@@ -17,7 +17,7 @@ import vdata
 from tests.integration._credentials import all_audit_text, audit_rows, count, make_user
 from vdata.models.api_keys import IssuedApiKey
 from vdata.queries import load, query
-from vdata.repositories import api_keys as api_keys_module
+from vdata.repositories import _api_key_usage as api_keys_module
 from vdata.repositories.api_keys import INVALID_API_KEY
 from vdata.tokens import API_KEY_PATTERN, SecretStr, hash_secret, mint_api_key, parse_api_key
 

@@ -14,8 +14,8 @@ import pytest
 import vdata
 from vdata.models.api_keys import ApiKey, IssuedApiKey
 from vdata.models.sessions import IssuedSession, Session
-from vdata.repositories import api_keys as api_keys_module
-from vdata.repositories.api_keys import _UsageBuffer
+from vdata.repositories import _api_key_usage as api_keys_module
+from vdata.repositories._api_key_usage import UsageBuffer
 from vdata.tokens import SecretStr
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
@@ -102,8 +102,8 @@ class FakeDb:
         return len(ids)
 
 
-def buffer(db: FakeDb) -> _UsageBuffer:
-    return _UsageBuffer(db)  # type: ignore[arg-type]
+def buffer(db: FakeDb) -> UsageBuffer:
+    return UsageBuffer(db)  # type: ignore[arg-type]
 
 
 async def test_usage_buffer_writes_sorted_batches_and_registers_a_close_hook(
