@@ -1,0 +1,215 @@
+"""Measurements beside the operation table: authenticate, loop lag, streaming RSS, audit writes.
+
+- ``authenticate``: one login with the default argon2id parameters, vdata vs
+  raw asyncpg doing the same steps (credentials query, argon2 verify in a
+  thread, ``record_login``); dominated by argon2 by design, so reported apart.
+- ``loop_lag``: a ticker task asks to wake every millisecond while 32 logins
+  hash at once; its lateness (p50/p99) is how long the event loop was blocked.
+- ``stream_rss``: peak growth of this process's resident memory while
+  ``db.audit.export()`` streams every audit row (seeded by ``seed_audit.sql``).
+- ``audit_writes``: ``db.audit.record()`` per second, with the hash chain on
+  (the schema has no switch to turn it off).
+"""
+
+from __future__ import annotations
+
+__all__ = ["Extras", "authenticate", "audit_writes", "loop_lag", "stream_rss"]
+
+import asyncio
+import gc
+import os
+import resource
+import statistics
+import time
+from typing import Any
+
+import argon2
+import asyncpg
+import msgspec
+
+import vdata
+from vdata.bench.operations import ACTOR, PASSWORD, Workload, cheap_settings, seed_audit
+from vdata.bench.runner import Progress, measure, rotated
+from vdata.models.users import NewUser
+from vdata.queries import load
+
+
+class Extras(msgspec.Struct, kw_only=True):
+    """The extra measurements of one run (None: not run)."""
+
+    authenticate: dict[str, Any] | None = None
+    loop_lag: dict[str, Any] | None = None
+    stream_rss: dict[str, Any] | None = None
+    audit_writes: dict[str, Any] | None = None
+
+
+def login_settings() -> vdata.Settings:
+    """Default argon2id parameters, as a service would run them."""
+    return vdata.Settings.build(secret_key="vdata-bench-secret", slow_query_threshold=60.0)
+
+
+async def _login_user(db: vdata.Database, w: Workload) -> str:
+    name = f"a{w.run}"
+    await db.users.create(
+        NewUser(username=name, email=f"{name}@example.org", password=PASSWORD), actor=ACTOR
+    )
+    return name
+
+
+async def authenticate(w: Workload, *, calls: int, repeats: int, progress: Progress) -> dict[str, Any]:
+    """Time ``db.users.authenticate`` and its raw asyncpg equivalent, interleaved."""
+    queries = load()
+    creds, record = queries["users.get_user_credentials_by_login"], queries["users.record_login"]
+    ph = argon2.PasswordHasher()  # argon2-cffi's default profile = vdata's default
+    async with await vdata.connect(w.app_dsn, settings=login_settings()) as db:
+        login = await _login_user(db, w)
+        pool = await asyncpg.create_pool(w.app_dsn, min_size=1, max_size=1)
+        try:
+
+            async def vdata_login(_w: int, n: int) -> None:
+                for _ in range(n):
+                    await db.users.authenticate(login, PASSWORD)
+
+            async def raw_login(_w: int, n: int) -> None:
+                for _ in range(n):
+                    async with pool.acquire() as conn:
+                        row = await conn.fetchrow(creds.sql, login)
+                        await asyncio.to_thread(ph.verify, row["password_hash"], PASSWORD)
+                        args = record.bind(
+                            {
+                                "id": row["id"],
+                                "password_hash": row["password_hash"],
+                                "new_password_hash": None,
+                                "ip": None,
+                            }
+                        )
+                        if await conn.fetchrow(record.sql, *args) is None:
+                            raise RuntimeError("record_login matched no row")
+
+            runs = {"vdata pool": vdata_login, "asyncpg pool": raw_login}
+            cells: dict[str, list[Any]] = {name: [] for name in runs}
+            for r in range(repeats):
+                for name in rotated(list(runs), r):
+                    cell = await measure(
+                        runs[name], op="authenticate", contender=name, mode="latency",
+                        repeat=r, seconds=0.0, batch=calls,
+                    )
+                    cells[name].append(cell)
+                    progress.note(f"authenticate {name} {cell.us_per_op / 1000:.0f} ms")
+        finally:
+            await pool.close()
+    return {
+        name: {
+            "ms_per_op": statistics.median(c.us_per_op / 1000 for c in found),
+            "min_ms": min(c.us_per_op / 1000 for c in found),
+            "max_ms": max(c.us_per_op / 1000 for c in found),
+            "cpu_ms_per_op": statistics.median(c.cpu_us_per_op / 1000 for c in found),
+        }
+        for name, found in cells.items()
+    }
+
+
+async def _ticker(stop: asyncio.Event, lateness: list[float], interval: float = 0.001) -> None:
+    clock = time.perf_counter
+    while not stop.is_set():
+        due = clock() + interval
+        await asyncio.sleep(interval)
+        lateness.append(max(0.0, clock() - due) * 1000)
+
+
+def _percentiles(values: list[float]) -> dict[str, float]:
+    ordered = sorted(values) or [0.0]
+    pick = lambda p: ordered[min(len(ordered) - 1, int(p * len(ordered)))]  # noqa: E731
+    return {"p50_ms": pick(0.50), "p99_ms": pick(0.99), "max_ms": ordered[-1]}
+
+
+async def loop_lag(w: Workload, *, logins: int = 32) -> dict[str, Any]:
+    """Return the ticker's lateness while idle and while *logins* logins hash at once."""
+    async with await vdata.connect(w.app_dsn, settings=login_settings()) as db:
+        login = f"a{w.run}"
+        if await db._pool.fetchval("SELECT 1 FROM app.users WHERE username = $1", login) is None:
+            login = await _login_user(db, w)
+        idle: list[float] = []
+        stop = asyncio.Event()
+        ticker = asyncio.create_task(_ticker(stop, idle))
+        await asyncio.sleep(0.5)
+        stop.set()
+        await ticker
+        busy: list[float] = []
+        stop = asyncio.Event()
+        ticker = asyncio.create_task(_ticker(stop, busy))
+        started = time.perf_counter()
+        await asyncio.gather(*(db.users.authenticate(login, PASSWORD) for _ in range(logins)))
+        elapsed = time.perf_counter() - started
+        stop.set()
+        await ticker
+    return {
+        "logins": logins,
+        "seconds": elapsed,
+        "idle": _percentiles(idle),
+        "busy": _percentiles(busy),
+        "samples": len(busy),
+    }
+
+
+def _rss_bytes() -> int:
+    """Current resident set size; the peak so far where /proc is missing."""
+    try:
+        with open("/proc/self/statm", encoding="ascii") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except OSError:
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+async def stream_rss(w: Workload, owner_dsn: str, *, rows: int, progress: Progress) -> dict[str, Any]:
+    """Seed *rows* audit rows, then stream every audit row; return peak RSS growth."""
+    owner = await asyncpg.connect(owner_dsn)
+    try:
+        started = time.perf_counter()
+        await seed_audit(owner, rows=rows)
+        seeded_s = time.perf_counter() - started
+    finally:
+        await owner.close()
+    progress.note(f"stream: seeded {rows:,} audit rows in {seeded_s:.1f} s")
+    async with await vdata.connect(w.app_dsn, settings=cheap_settings()) as db:
+        gc.collect()
+        base = peak = _rss_bytes()
+        count = 0
+        started = time.perf_counter()
+        cpu0 = time.process_time()
+        async for _event in db.audit.export(prefetch=1000):
+            count += 1
+            if count % 5000 == 0:
+                peak = max(peak, _rss_bytes())
+        peak = max(peak, _rss_bytes())
+        wall = time.perf_counter() - started
+        cpu = time.process_time() - cpu0
+    return {
+        "rows": count,
+        "seeded_rows": rows,
+        "seconds": wall,
+        "rows_per_s": count / wall if wall else 0.0,
+        "cpu_us_per_row": cpu / count * 1e6 if count else 0.0,
+        "rss_base_mb": base / 2**20,
+        "rss_growth_mb": (peak - base) / 2**20,
+    }
+
+
+async def audit_writes(w: Workload, *, seconds: float, tasks: int, pool: int) -> dict[str, Any]:
+    """Return ``db.audit.record()`` per second, sequential and from *tasks* tasks."""
+    out: dict[str, Any] = {"chain": "on", "chain_off": "not measured: the schema has no switch"}
+    for mode, size, n in (("latency", 1, 1), ("throughput", pool, tasks)):
+        settings = cheap_settings(pool_min_size=size, pool_max_size=size)
+        async with await vdata.connect(w.app_dsn, settings=settings) as db:
+            audit = db.audit
+
+            async def run(_w: int, k: int) -> None:
+                for _ in range(k):
+                    await audit.record("bench.write", "bench", "x", actor=ACTOR)
+
+            cell = await measure(
+                run, op="audit_write", contender="vdata pool", mode=mode, repeat=0,
+                seconds=seconds, tasks=n,
+            )
+        out[mode] = {"writes_per_s": cell.ops_per_s, "cpu_us_per_op": cell.cpu_us_per_op}
+    return out

@@ -1,0 +1,167 @@
+"""The operations measured, the data they use, and seeding that data.
+
+Every contender runs the same operation on the same rows: ``Workload`` holds
+the ids, emails, the keyset cursor, an API key, the project for bulk inserts
+and the optimistic-lock versions. The raw asyncpg contenders send the SQL
+text of vdata's own named queries (``vdata.queries.load()``), so the server
+does the same work for all of them.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BULK",
+    "OPS",
+    "PASSWORD",
+    "Workload",
+    "cheap_settings",
+    "seed",
+    "seed_audit",
+]
+
+import datetime as dt
+import itertools
+import uuid
+from collections.abc import Callable
+from importlib import resources
+from typing import Any
+
+import asyncpg
+
+import vdata
+from vdata.models.tasks import NewTask
+from vdata.queries import Query, load
+
+# The operations of issue 7, in report order; BULK runs in latency mode only.
+OPS = (
+    "get_by_id",
+    "get_by_email",
+    "insert",
+    "keyset_page",
+    "update",
+    "api_key_verify",
+    "bulk_insert",
+)
+BULK = "bulk_insert"
+PASSWORD = "bench-password-1"  # noqa: S105 (a throwaway benchmark account)
+ACTOR = "bench"
+UPDATE_TARGETS = 65  # one row per throughput worker (64) and one for latency mode
+
+
+def sql_text(name: str) -> str:
+    """Return the SQL text of vdata's named query *name*."""
+    return load()[name].sql
+
+
+def positions(q: Query) -> dict[str, int]:
+    """Return each parameter's index in *q*'s positional arguments."""
+    return {name: i for i, name in enumerate(q.params)}
+
+
+def cheap_settings(**overrides: Any) -> vdata.Settings:
+    """Return settings for the contenders: the cheapest argon2id the schema accepts.
+
+    ``users.create`` hashes the new password; with the default parameters
+    (~120 ms) the insert would measure argon2, not the data layer. Every
+    contender hashes with these same parameters. ``authenticate`` uses the
+    defaults (``login_settings``).
+    """
+    base = {
+        "argon2_time_cost": 1,
+        "argon2_memory_cost_kib": 8,
+        "argon2_parallelism": 1,
+        "secret_key": "vdata-bench-secret",
+        "slow_query_threshold": 60.0,
+    }
+    return vdata.Settings.build(**{**base, **overrides})
+
+
+def _read_sql(name: str) -> str:
+    return resources.files("vdata.bench").joinpath(name).read_text(encoding="utf-8")
+
+
+async def seed(owner: asyncpg.Connection, *, users: int, run: str) -> None:
+    """Insert *users* users and a project (``seed.sql``) as the owner."""
+    await owner.execute(
+        "SELECT set_config('vdata_bench.users', $1, false), set_config('vdata_bench.run', $2, false)",
+        str(users),
+        run,
+    )
+    await owner.execute(_read_sql("seed.sql"))
+
+
+async def seed_audit(owner: asyncpg.Connection, *, rows: int) -> None:
+    """Insert *rows* audit rows (``seed_audit.sql``) as the owner."""
+    await owner.execute("SELECT set_config('vdata_bench.audit_rows', $1, false)", str(rows))
+    await owner.execute(_read_sql("seed_audit.sql"))
+
+
+class Workload:
+    """The rows every contender works on, and the mutable state they share."""
+
+    def __init__(self, *, app_dsn: str, run: str, bulk_rows: int) -> None:
+        self.app_dsn = app_dsn
+        self.run = run
+        self.bulk_rows = bulk_rows
+        self.user_ids: list[uuid.UUID] = []
+        self.emails: list[str] = []  # stored in mixed case; looked up in lower case
+        self.update_ids: list[uuid.UUID] = []
+        self.versions: dict[uuid.UUID, int] = {}
+        self.owner_id: uuid.UUID | None = None
+        self.project_id: uuid.UUID | None = None
+        self.token = ""
+        self.key_prefix = ""
+        self.cursor: str | None = None  # vdata's signed cursor of the page
+        self.after: tuple[dt.datetime, uuid.UUID] | None = None  # the same position, raw
+        self._insert_seq = itertools.count(1)
+        self.new_tasks: list[NewTask] = []
+
+    async def load(self, db: vdata.Database) -> None:
+        """Read the seeded rows and issue the API key, through vdata as the service role."""
+        rows = await db._pool.fetch(
+            "SELECT id, email FROM app.users WHERE username LIKE $1 ORDER BY username",
+            f"b{self.run}\\_%",
+        )
+        if len(rows) < UPDATE_TARGETS + 100:
+            raise RuntimeError(f"seed produced {len(rows)} users; need at least 165")
+        self.owner_id = rows[0]["id"]
+        self.update_ids = [r["id"] for r in rows[1 : UPDATE_TARGETS + 1]]
+        rest = rows[UPDATE_TARGETS + 1 :]
+        self.user_ids = [r["id"] for r in rest]
+        self.emails = [str(r["email"]).lower() for r in rest]
+        for uid in self.update_ids:
+            self.versions[uid] = (await db.users.get(uid)).version
+        self.project_id = await db._pool.fetchval(
+            "SELECT id FROM app.projects WHERE owner_id = $1", self.owner_id
+        )
+        issued = await db.api_keys.issue(self.owner_id, name="bench", scopes=["read"], actor=ACTOR)
+        self.token = issued.token
+        self.key_prefix = issued.key.prefix
+        # A page from the middle of the table: the cursor after the 100th user.
+        first = await db.users.list_after(None, limit=100)
+        self.cursor = first.next_cursor
+        last = first.items[-1]
+        self.after = (last.created_at, last.id)
+        self.new_tasks = [
+            NewTask(title=f"bench task {i}", priority=i % 5) for i in range(self.bulk_rows)
+        ]
+
+    def cycle_ids(self) -> Callable[[], uuid.UUID]:
+        """Return a function giving the seeded user ids in turn."""
+        return itertools.cycle(self.user_ids).__next__
+
+    def cycle_emails(self) -> Callable[[], str]:
+        """Return a function giving the seeded emails (lower case) in turn."""
+        return itertools.cycle(self.emails).__next__
+
+    def new_username(self) -> str:
+        """Return a username no one has (3-32 characters, as the schema wants)."""
+        return f"n{self.run}_{next(self._insert_seq)}"
+
+    def task_records(self) -> list[tuple[Any, ...]]:
+        """Return the bulk rows as raw contenders send them to COPY (fresh ids)."""
+        project, who = self.project_id, ACTOR
+        return [
+            (uuid.uuid4(), project, t.title, t.description, t.priority, t.assignee_id, t.due_at, who, who)
+            for t in self.new_tasks
+        ]

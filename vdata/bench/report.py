@@ -1,0 +1,264 @@
+"""Turning a run's cells into summaries, the targets of issue 7, and four outputs.
+
+Ratios are speed ratios, always "higher is better": ops/s of the contender
+divided by ops/s of the baseline (asyncpg pool or asyncpg tuned) in the same
+repeat, then the median (and min-max) over repeats. In latency mode ops/s is
+1 / (mean time per call), so the ratio is also baseline time / contender time.
+"""
+
+from __future__ import annotations
+
+__all__ = ["summarize", "targets", "text_table", "markdown", "write_all"]
+
+import statistics
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from vdata.bench.runner import Cell
+from vdata.bench.suite import Results
+
+POOL, TUNED = "asyncpg pool", "asyncpg tuned"
+Summary = dict[str, dict[str, dict[str, dict[str, float]]]]  # mode -> op -> contender -> stat
+
+
+def _spread(values: list[float]) -> dict[str, float]:
+    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
+
+
+def _ratio(mine: list[Cell], base: list[Cell]) -> dict[str, float] | None:
+    by_repeat = {c.repeat: c for c in base}
+    ratios = [
+        c.ops_per_s / by_repeat[c.repeat].ops_per_s
+        for c in mine
+        if c.repeat in by_repeat and by_repeat[c.repeat].ops_per_s > 0
+    ]
+    return _spread(ratios) if ratios else None
+
+
+def summarize(results: Results) -> Summary:
+    """Return per mode, op and contender: ops/s, µs/op, CPU µs/op and the two ratios."""
+    grouped: dict[tuple[str, str, str], list[Cell]] = defaultdict(list)
+    for cell in results.cells:
+        grouped[(cell.mode, cell.op, cell.contender)].append(cell)
+    out: Summary = {}
+    for (mode, op, name), cells in grouped.items():
+        stats: dict[str, float] = {}
+        for key, spread in (
+            ("ops_per_s", _spread([c.ops_per_s for c in cells])),
+            ("us_per_op", _spread([c.us_per_op for c in cells])),
+            ("cpu_us_per_op", _spread([c.cpu_us_per_op for c in cells])),
+        ):
+            stats.update({f"{key}_{k}": v for k, v in spread.items()})
+        for label, base in (("pool", POOL), ("tuned", TUNED)):
+            found = _ratio(cells, grouped.get((mode, op, base), []))
+            if found is not None:
+                stats.update({f"x_{label}_{k}": v for k, v in found.items()})
+        out.setdefault(mode, {}).setdefault(op, {})[name] = stats
+    return out
+
+
+def _get(s: Summary, mode: str, op: str, name: str, key: str) -> float | None:
+    return s.get(mode, {}).get(op, {}).get(name, {}).get(key)
+
+
+def _cross(results: Results, mode: str, op: str, name: str, base_op: str, base: str) -> float | None:
+    mine = [c for c in results.cells if (c.mode, c.op, c.contender) == (mode, op, name)]
+    theirs = [c for c in results.cells if (c.mode, c.op, c.contender) == (mode, base_op, base)]
+    found = _ratio(mine, theirs)
+    return None if found is None else found["median"]
+
+
+def targets(results: Results, s: Summary) -> list[dict[str, Any]]:
+    """Return every target of issue 7 with its measured value and whether it is met."""
+    rows: list[dict[str, Any]] = []
+
+    def add(target: str, value: float | None, ok: bool | None, unit: str = "x") -> None:
+        rows.append({"target": target, "value": value, "unit": unit,
+                     "met": None if value is None else ok})
+
+    for mode in ("latency", "throughput"):
+        v = _get(s, mode, "get_by_id", "vdata pool", "x_pool_median")
+        add(f"pooled users.get >= 1.0x asyncpg pool ({mode})", v, v is not None and v >= 1.0)
+        v = _get(s, mode, "get_by_id", "vdata pool", "x_tuned_median")
+        add(f"pooled users.get >= 0.9x asyncpg tuned ({mode})", v, v is not None and v >= 0.9)
+    for op in s.get("latency", {}):
+        v = _get(s, "latency", op, "vdata tx", "x_tuned_median")
+        add(f"tx {op} >= 0.9x asyncpg tuned (held connection)", v, v is not None and v >= 0.9)
+        mine = _get(s, "latency", op, "vdata tx", "cpu_us_per_op_median")
+        base = _get(s, "latency", op, TUNED, "cpu_us_per_op_median")
+        added = None if mine is None or base is None else mine - base
+        add(f"tx {op}: client CPU added <= 10 us/call", added,
+            added is not None and added <= 10.0, "us")
+    for op in ("get_by_id", "insert", "update"):
+        v = _cross(results, "throughput", op, "vdata pool", op, "sqlalchemy")
+        add(f"pooled {op} >= 5x SQLAlchemy async ORM (pool 10, 64 tasks)", v, v is not None and v >= 5)
+    v = _get(s, "latency", "bulk_insert", "vdata pool", "x_pool_median")
+    add("bulk insert (COPY) >= 0.9x asyncpg copy_records_to_table", v, v is not None and v >= 0.9)
+    for mode in ("latency", "throughput"):
+        v = _cross(results, mode, "api_key_verify", "vdata pool", "get_by_id", POOL)
+        add(f"api_keys.verify >= 0.8x raw get by id ({mode})", v, v is not None and v >= 0.8)
+    lag = results.extras.loop_lag
+    v = None if lag is None else lag["busy"]["p99_ms"]
+    add("loop lag p99 <= 5 ms while 32 logins hash", v, v is not None and v <= 5.0, "ms")
+    rss = results.extras.stream_rss
+    v = None if rss is None else rss["rss_growth_mb"]
+    label = "streaming audit rows: RSS growth <= 50 MB"
+    if rss is not None:
+        label += f" ({rss['rows']:,} rows)"
+    add(label, v, v is not None and v <= 50.0, "MB")
+    return rows
+
+
+def _fmt(v: float | None, digits: int = 2) -> str:
+    return "—" if v is None else f"{v:,.{digits}f}"
+
+
+def _rows(s: Summary) -> list[list[str]]:
+    rows = []
+    for mode, ops in s.items():
+        for op, contenders in ops.items():
+            for name, st in contenders.items():
+                rows.append([
+                    mode, op, name,
+                    f"{st['ops_per_s_median']:,.0f} ({st['ops_per_s_min']:,.0f}–{st['ops_per_s_max']:,.0f})",
+                    _fmt(st["us_per_op_median"], 0),
+                    _fmt(st["cpu_us_per_op_median"], 1),
+                    _fmt(st.get("x_pool_median")),
+                    _fmt(st.get("x_tuned_median")),
+                ])
+    return rows
+
+
+_HEAD = ["mode", "operation", "contender", "ops/s median (min–max)", "µs/op",
+         "CPU µs/op", "× asyncpg pool", "× asyncpg tuned"]
+
+
+def _target_rows(rows: list[dict[str, Any]]) -> list[list[str]]:
+    out = []
+    for t in rows:
+        met = {True: "met", False: "MISSED", None: "not measured"}[t["met"]]
+        unit = t["unit"]
+        value = "—" if t["value"] is None else f"{t['value']:.2f}{'' if unit == 'x' else ' '}{unit}"
+        out.append([t["target"], value, met])
+    return out
+
+
+def text_table(head: list[str], rows: list[list[str]]) -> str:
+    """Return *rows* as a plain aligned table."""
+    widths = [max(len(str(x)) for x in col) for col in zip(head, *rows, strict=False)]
+    line = lambda r: "  ".join(str(x).ljust(w) for x, w in zip(r, widths, strict=False))  # noqa: E731
+    return "\n".join([line(head), line(["-" * w for w in widths]), *map(line, rows)])
+
+
+def _md(head: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def _extras_lines(results: Results) -> list[str]:
+    e = results.extras
+    lines = []
+    if e.authenticate:
+        for name, st in e.authenticate.items():
+            lines.append(f"authenticate ({name}, default argon2id): {st['ms_per_op']:.1f} ms "
+                         f"({st['min_ms']:.1f}–{st['max_ms']:.1f}), CPU {st['cpu_ms_per_op']:.1f} ms")
+    if e.loop_lag:
+        b, i = e.loop_lag["busy"], e.loop_lag["idle"]
+        lines.append(f"loop lag while {e.loop_lag['logins']} logins hash ({e.loop_lag['seconds']:.1f} s): "
+                     f"p50 {b['p50_ms']:.2f} ms, p99 {b['p99_ms']:.2f} ms, max {b['max_ms']:.1f} ms "
+                     f"(idle: p50 {i['p50_ms']:.2f}, p99 {i['p99_ms']:.2f} ms)")
+    if e.stream_rss:
+        r = e.stream_rss
+        lines.append(f"streaming {r['rows']:,} audit rows: {r['rows_per_s']:,.0f} rows/s, "
+                     f"{r['cpu_us_per_row']:.1f} µs CPU/row, peak RSS growth {r['rss_growth_mb']:.1f} MB "
+                     f"(from {r['rss_base_mb']:.0f} MB)")
+    if e.audit_writes:
+        a = e.audit_writes
+        for mode in ("latency", "throughput"):
+            if mode in a:
+                lines.append(f"audit writes, chain on ({mode}): {a[mode]['writes_per_s']:,.0f}/s, "
+                             f"CPU {a[mode]['cpu_us_per_op']:.0f} µs/write")
+        lines.append(f"audit writes, chain off: {a['chain_off']}")
+    for name, why in results.skipped.items():
+        lines.append(f"skipped {name}: {why}")
+    return lines
+
+
+def markdown(results: Results, s: Summary, goals: list[dict[str, Any]], chart: str | None) -> str:
+    """Return the run as Markdown: machine, chart, targets, table, extras."""
+    m = results.machine
+    parts = [
+        f"Run {results.started} ({'quick' if results.config.quick else 'full'}, "
+        f"{results.config.repeats} interleaved repeats, {results.seconds:.0f} s).",
+        "",
+        f"Machine: {m['nproc']} CPUs ({m['cpu']}), {m['platform']}; Python {m['python']}, "
+        f"PostgreSQL {m['postgresql']}, asyncpg {m['asyncpg']}, SQLAlchemy {m['sqlalchemy']}, "
+        f"msgspec {m['msgspec']}.",
+        "",
+    ]
+    if chart:
+        parts += [f"![ratio to asyncpg pool per operation]({chart})", ""]
+    parts += ["### Targets", "", _md(["target", "measured", ""], _target_rows(goals)), ""]
+    parts += ["### Operations", "", _md(_HEAD, _rows(s)), ""]
+    parts += ["### Also measured", "", *[f"- {x}" for x in _extras_lines(results)], ""]
+    return "\n".join(parts)
+
+
+def chart(s: Summary, path: Path) -> None:
+    """Write a PNG: per mode, the ratio to asyncpg pool of each contender per operation."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    modes = [m for m in ("latency", "throughput") if m in s]
+    fig, axes = plt.subplots(len(modes), 1, figsize=(11, 4 * max(len(modes), 1)), squeeze=False)
+    for ax, mode in zip(axes[:, 0], modes, strict=False):
+        ops = list(s[mode])
+        names = sorted({n for op in ops for n in s[mode][op]}, key=_order)
+        width = 0.8 / max(len(names), 1)
+        for i, name in enumerate(names):
+            values = [s[mode][op].get(name, {}).get("x_pool_median", 0.0) for op in ops]
+            xs = [k + (i - (len(names) - 1) / 2) * width for k in range(len(ops))]
+            ax.bar(xs, values, width, label=name)
+        ax.axhline(1.0, color="black", linewidth=0.8)
+        ax.set_xticks(range(len(ops)), ops, rotation=15)
+        ax.set_ylabel("× asyncpg pool (higher is faster)")
+        ax.set_title(f"{mode}: {'1 connection, sequential' if mode == 'latency' else 'pool of 10, 64 tasks'}")
+        ax.legend(fontsize=8, ncol=len(names))
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def _order(name: str) -> int:
+    order = ["vdata pool", "vdata tx", POOL, TUNED, "sqlalchemy"]
+    return order.index(name) if name in order else len(order)
+
+
+def write_all(results: Results, out: Path) -> tuple[str, dict[str, Path]]:
+    """Write JSON, Markdown and PNG into *out*; return the terminal text and the paths."""
+    out.mkdir(parents=True, exist_ok=True)
+    s = summarize(results)
+    goals = targets(results, s)
+    paths = {"json": out / "bench.json", "markdown": out / "bench.md", "png": out / "bench.png"}
+    chart(s, paths["png"])
+    paths["json"].write_bytes(
+        msgspec.json.format(
+            msgspec.json.encode(
+                {"results": results, "summary": s, "targets": goals}
+            ),
+            indent=2,
+        )
+    )
+    paths["markdown"].write_text(markdown(results, s, goals, paths["png"].name), encoding="utf-8")
+    text = "\n\n".join([
+        text_table(_HEAD, _rows(s)),
+        text_table(["target", "measured", ""], _target_rows(goals)),
+        "\n".join(_extras_lines(results)),
+    ])
+    return text, paths
