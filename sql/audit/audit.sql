@@ -31,10 +31,10 @@ RETURNING
     entity_id,
     before::text AS before,
     after::text AS after,
-    ip::text AS ip,
     request_id,
     prev_hash,
-    row_hash;
+    row_hash,
+    abbrev(ip) AS ip;
 
 -- name: list_audit_events(actor, entity_type, entity_id, action, since, until, after_id, page_size)
 -- Return up to page_size events matching every given filter (None: any),
@@ -48,10 +48,10 @@ SELECT
     a.entity_id,
     a.before::text AS before,
     a.after::text AS after,
-    a.ip::text AS ip,
     a.request_id,
     a.prev_hash,
-    a.row_hash
+    a.row_hash,
+    abbrev(a.ip) AS ip
 FROM app.audit_log AS a
 WHERE
     (:actor::text IS NULL OR a.actor = :actor::text)
@@ -76,10 +76,10 @@ SELECT
     a.entity_id,
     a.before::text AS before,
     a.after::text AS after,
-    a.ip::text AS ip,
     a.request_id,
     a.prev_hash,
-    a.row_hash
+    a.row_hash,
+    abbrev(a.ip) AS ip
 FROM app.audit_log AS a
 WHERE
     a.entity_type = :entity_type
@@ -99,10 +99,10 @@ SELECT
     a.entity_id,
     a.before::text AS before,
     a.after::text AS after,
-    a.ip::text AS ip,
     a.request_id,
     a.prev_hash,
-    a.row_hash
+    a.row_hash,
+    abbrev(a.ip) AS ip
 FROM app.audit_log AS a
 WHERE
     a.actor = :actor
@@ -141,10 +141,10 @@ SELECT
     a.entity_id,
     a.before::text AS before,
     a.after::text AS after,
-    a.ip::text AS ip,
     a.request_id,
     a.prev_hash,
-    a.row_hash
+    a.row_hash,
+    abbrev(a.ip) AS ip
 FROM app.audit_log AS a
 WHERE
     (:since::timestamptz IS NULL OR a.occurred_at >= :since::timestamptz)

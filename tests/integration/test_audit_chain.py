@@ -235,6 +235,7 @@ async def test_audit_write_rate_with_chain_on_and_off(
         """CREATE FUNCTION app.audit_log_unchained() RETURNS trigger LANGUAGE plpgsql AS $$
            BEGIN NEW.row_hash := app.audit_log_row_hash(NEW); RETURN NEW; END; $$;
            ALTER TABLE app.audit_log DISABLE TRIGGER trigger_audit_log_chain;
+           ALTER TABLE app.audit_log DISABLE TRIGGER trigger_audit_log_chain_commit;
            CREATE TRIGGER trigger_audit_log_unchained BEFORE INSERT ON app.audit_log
            FOR EACH ROW EXECUTE FUNCTION app.audit_log_unchained();"""
     )
@@ -267,3 +268,23 @@ async def test_updates_are_chained_too(vdata_db: Any) -> None:
     results = await asyncio.gather(*(bump(i) for i in range(20)), return_exceptions=True)
     assert all(r is None or type(r).__name__ == "StaleVersionError" for r in results)
     assert (await db.audit.verify_chain()).ok
+
+
+async def test_savepoint_rollback_unlinks_its_rows(vdata_db: Any) -> None:
+    db = vdata_db
+    await seed(db, 2)
+    async with db.transaction(actor="ada") as tx:
+        kept = await tx.audit.record("test.sp", "thing", "kept")
+        try:
+            async with tx.transaction() as inner:
+                await inner.audit.record("test.sp", "thing", "undone")
+                raise RuntimeError("roll the savepoint back")
+        except RuntimeError:
+            pass
+        last = await tx.audit.record("test.sp", "thing", "last")
+    assert last.prev_hash == kept.row_hash
+    assert [e.entity_id for e in await db.audit.history("thing", "undone")] == []
+    report = await db.audit.verify_chain()
+    assert (report.ok, report.rows_checked) == (True, 4)
+    assert await db.audit.record("test.sp", "thing", "next", actor="ada") is not None
+    assert (await db.audit.verify_chain()).ok  # the head moved to "last" at commit

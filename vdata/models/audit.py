@@ -20,10 +20,10 @@ class AuditEvent(msgspec.Struct, frozen=True):
     entity_id: str | None
     before: str | None
     after: str | None
-    ip: str | None
     request_id: str | None
     prev_hash: bytes | None
     row_hash: bytes
+    ip: str | None
 
 
 class AuditDailyCount(msgspec.Struct, frozen=True):
