@@ -84,6 +84,10 @@ class Release:
         """Give *conn* the full reset on its next release."""
         self._dirty.add(conn)
 
+    def is_clean(self, conn: asyncpg.Connection) -> bool:
+        """Say whether *conn*'s release sends nothing (it is not marked)."""
+        return not self._dirty or conn not in self._dirty
+
     async def __call__(self, conn: asyncpg.Connection) -> None:
         if self._dirty and conn in self._dirty:
             self._dirty.discard(conn)
