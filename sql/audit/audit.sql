@@ -118,6 +118,7 @@ LIMIT :page_size;
 -- name: count_audit_events_by_day(since, until)
 -- Return how many events of each action happened on each UTC day in
 -- [since, until) (None: unbounded), by day then action.
+-- not-null: occurred_on, events
 SELECT
     a.action,
     (a.occurred_at AT TIME ZONE 'UTC')::date AS occurred_on,
@@ -158,6 +159,7 @@ ORDER BY a.id;
 -- does not match its content, whose prev_hash does not match the row_hash
 -- of the row before it, or, with no until, a tail that differs from the
 -- chain head (rows appended with the trigger bypassed, or newest rows gone).
+-- not-null: ok, rows_checked, genesis
 WITH bounds AS (
     SELECT
         greatest(
@@ -305,5 +307,6 @@ LEFT JOIN first_break AS fb ON TRUE;
 -- Owner only: drop the monthly partitions older than the last keep_months
 -- months and return their names; the service role gets
 -- PermissionDeniedError.
+-- not-null: partition_name
 SELECT dropped.partition_name
 FROM app.drop_audit_log_partitions(:keep_months) AS dropped (partition_name);

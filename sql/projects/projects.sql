@@ -77,6 +77,7 @@ WHERE
 -- Return what as_user may do with the live project id (visible, owner,
 -- archived, version), or nothing if it is deleted or absent; used to explain
 -- why a write touched no row.
+-- not-null: archived, is_owner, visible
 SELECT
     p.version,
     p.archived_at IS NOT NULL AS archived,
@@ -325,6 +326,7 @@ FROM changed AS c;
 -- Return task counts per status, the completion rate (done over all but
 -- cancelled) and the overdue count of a project as_user may see, in one
 -- query; nothing if the project is not visible.
+-- not-null: project_id, total, todo, in_progress, blocked, done, cancelled, completion_rate, overdue
 WITH project AS (
     SELECT p.id
     FROM app.projects AS p

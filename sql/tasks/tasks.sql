@@ -55,6 +55,7 @@ WHERE
 -- Return what as_user may do with the live task id (its version and status;
 -- archived, owner, writable, visible), or nothing if it or its project is
 -- deleted; used to explain why a write touched no row.
+-- not-null: archived, is_owner, can_write, visible
 WITH task AS (
     SELECT
         t.project_id,

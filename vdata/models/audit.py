@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["AuditDailyCount", "AuditEvent", "ChainReport"]
+__all__ = ["AuditDailyCount", "AuditEvent", "ChainReport", "DroppedPartition"]
 
 import datetime as dt
 
@@ -52,3 +52,9 @@ class ChainReport(msgspec.Struct, frozen=True):
     ok: bool
     rows_checked: int
     genesis: bool
+
+
+class DroppedPartition(msgspec.Struct, frozen=True):
+    """The name of one audit partition that retention dropped."""
+
+    partition_name: str

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["NewProject", "Project", "ProjectPatch", "ProjectStats"]
+__all__ = ["NewProject", "Project", "ProjectAccess", "ProjectPatch", "ProjectStats"]
 
 import datetime as dt
 import uuid
@@ -60,3 +60,12 @@ class ProjectStats(msgspec.Struct, frozen=True):
     cancelled: int
     completion_rate: float
     overdue: int
+
+
+class ProjectAccess(msgspec.Struct, frozen=True):
+    """What one user may do with one live project; explains a refused write."""
+
+    version: int
+    archived: bool
+    is_owner: bool
+    visible: bool

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["TASK_STATUSES", "NewTask", "Task", "TaskPatch", "TaskStatus"]
+__all__ = ["TASK_STATUSES", "NewTask", "Task", "TaskAccess", "TaskPatch", "TaskStatus"]
 
 import datetime as dt
 import uuid
@@ -56,3 +56,14 @@ class TaskPatch(msgspec.Struct, frozen=True, kw_only=True):
     description: str | msgspec.UnsetType = msgspec.UNSET
     priority: int | msgspec.UnsetType = msgspec.UNSET
     due_at: dt.datetime | msgspec.UnsetType | None = msgspec.UNSET
+
+
+class TaskAccess(msgspec.Struct, frozen=True):
+    """What one user may do with one live task; explains a refused write."""
+
+    version: int
+    status: str
+    archived: bool
+    is_owner: bool
+    can_write: bool
+    visible: bool

@@ -16,7 +16,7 @@ from typing import Any
 import msgspec
 
 from vdata.errors import VdataError, translate
-from vdata.models.audit import AuditDailyCount, AuditEvent, ChainReport
+from vdata.models.audit import AuditDailyCount, AuditEvent, ChainReport, DroppedPartition
 from vdata.queries import query
 from vdata.repositories._base import Repository, Slice
 from vdata.validation import check_identifier
@@ -28,7 +28,7 @@ _BY_ACTOR = query("audit.list_audit_events_by_actor", AuditEvent)
 _BY_DAY = query("audit.count_audit_events_by_day", AuditDailyCount)
 _EXPORT = query("audit.list_audit_events_for_export", AuditEvent)
 _VERIFY = query("audit.verify_audit_chain", ChainReport)
-_DROP_PARTITIONS = query("audit.drop_audit_log_partitions")
+_DROP_PARTITIONS = query("audit.drop_audit_log_partitions", DroppedPartition)
 
 
 def _json(value: Any) -> str | None:
@@ -210,4 +210,4 @@ class AuditRepository(Repository):
         if keep_months < 1:
             raise ValueError("keep_months must be at least 1")
         rows = await self._many(_DROP_PARTITIONS, keep_months=keep_months)
-        return [str(row[0]) for row in rows]
+        return [row.partition_name for row in rows]

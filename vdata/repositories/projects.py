@@ -17,14 +17,14 @@ import uuid
 from typing import Any, NoReturn
 
 from vdata.errors import NotFoundError, PermissionDeniedError, StaleVersionError
-from vdata.models.projects import NewProject, Project, ProjectPatch, ProjectStats
+from vdata.models.projects import NewProject, Project, ProjectAccess, ProjectPatch, ProjectStats
 from vdata.queries import query
 from vdata.repositories._base import Page, Repository, Slice
 from vdata.validation import check_identifier, check_text
 
 _INSERT = query("projects.insert_project", Project)
 _GET = query("projects.get_project_by_id", Project)
-_ACCESS = query("projects.get_project_access")
+_ACCESS = query("projects.get_project_access", ProjectAccess)
 _LIST = query("projects.list_projects_visible", Project)
 _COUNT = query("projects.count_projects_visible")
 _LIST_AFTER = query("projects.list_projects_after", Project)
@@ -219,13 +219,13 @@ class ProjectRepository(Repository):
     ) -> NoReturn:
         """Raise the error that explains why a write to *project_id* touched no row."""
         access = await self._one(_ACCESS, id=project_id, as_user=as_user)
-        if access is None or not access["visible"]:
+        if access is None or not access.visible:
             raise NotFoundError("project", project_id)
-        if not access["is_owner"]:
+        if not access.is_owner:
             raise PermissionDeniedError("only the owner may change this project")
-        if want_archived is not None and access["archived"] != want_archived:
-            state = "archived" if access["archived"] else "not archived"
+        if want_archived is not None and access.archived != want_archived:
+            state = "archived" if access.archived else "not archived"
             raise PermissionDeniedError(f"the project is already {state}")
-        if access["archived"] and not archived_ok:
+        if access.archived and not archived_ok:
             raise PermissionDeniedError("the project is archived; restore it first")
         raise StaleVersionError("project", project_id, expected_version=expected_version)

@@ -21,15 +21,16 @@ from typing import Any, NoReturn
 import msgspec
 
 from vdata.errors import NotFoundError, PermissionDeniedError, StaleVersionError, ValidationError
-from vdata.models.tasks import TASK_STATUSES, NewTask, Task, TaskPatch
+from vdata.models.projects import ProjectAccess
+from vdata.models.tasks import TASK_STATUSES, NewTask, Task, TaskAccess, TaskPatch
 from vdata.queries import query
 from vdata.repositories._base import Repository, Slice
 from vdata.validation import check_identifier, check_text
 
 _INSERT = query("tasks.insert_task", Task)
 _GET = query("tasks.get_task_by_id", Task)
-_ACCESS = query("tasks.get_task_access")
-_PROJECT_ACCESS = query("projects.get_project_access")
+_ACCESS = query("tasks.get_task_access", TaskAccess)
+_PROJECT_ACCESS = query("projects.get_project_access", ProjectAccess)
 _USER_ACTIVE = query("tasks.get_user_is_active")
 _ALLOWED = query("tasks.get_status_transition_allowed")
 _BY_PROJECT = query("tasks.list_tasks_by_project", Task)
@@ -44,7 +45,7 @@ _STATUS_MANY = query("tasks.update_tasks_status", Task)
 _DELETE = query("tasks.soft_delete_task", Task)
 _LOCK_PROJECT = query("tasks.lock_project_for_new_tasks")
 _LOCK_USERS = query("tasks.count_active_users_locked")
-_AUDIT_CREATED = query("tasks.insert_task_audit_events")
+_AUDIT_CREATED = query("tasks.insert_task_audit_events", Task)
 
 # Columns COPY fills; the rest come from defaults and app.stamp_row().
 _COPY_COLUMNS = (
@@ -349,11 +350,11 @@ class TaskRepository(Repository):
     ) -> NoReturn:
         """Raise why a task could not be created in *project_id*."""
         access = await self._one(_PROJECT_ACCESS, id=project_id, as_user=as_user)
-        if access is None or not access["visible"]:
+        if access is None or not access.visible:
             raise NotFoundError("project", project_id)
-        if not access["is_owner"]:
+        if not access.is_owner:
             raise PermissionDeniedError("only the project owner may add tasks")
-        if access["archived"]:
+        if access.archived:
             raise PermissionDeniedError("the project is archived; restore it first")
         await self._check_assignee(assignee_id)
         raise StaleVersionError("project", project_id)  # it changed under us; try again
@@ -375,14 +376,14 @@ class TaskRepository(Repository):
     ) -> None:
         """Raise why a write to *task_id* touched no row; with *explain_only*, maybe return."""
         access = await self._one(_ACCESS, id=task_id, as_user=as_user)
-        if access is None or not access["visible"]:
+        if access is None or not access.visible:
             raise NotFoundError("task", task_id)
-        if not (access["is_owner"] if owner_only else access["can_write"]):
+        if not (access.is_owner if owner_only else access.can_write):
             who = "the project owner" if owner_only else "the project owner or the assignee"
             raise PermissionDeniedError(f"only {who} may change this task")
-        if access["archived"]:
+        if access.archived:
             raise PermissionDeniedError("the project is archived; restore it first")
-        current = access["status"]
+        current = access.status
         if status is not None and not await self._value(
             _ALLOWED, from_status=current, to_status=status
         ):
