@@ -6,7 +6,8 @@ connections for one mode (a pool of 1 for latency, of 10 for throughput) and
 returns, per operation, a batch function ``run(worker, n)``.
 
 - ``vdata pool``: ``db.users.get(...)`` etc., one pooled call each.
-- ``vdata tx``: ``tx.users.get(...)``, a batch of calls in one transaction.
+- ``vdata tx``: ``tx.users.get(...)``, a batch of calls in one transaction
+  (10 calls in latency mode, 2 per task in throughput mode).
 - ``asyncpg pool``: asyncpg's pool with default settings, ``acquire()`` per call,
   the same SQL text as vdata.
 - ``asyncpg tuned``: held connections (one for latency, ten for throughput,
@@ -257,11 +258,11 @@ class VdataPool(Contender):
 
     name = "vdata pool"
 
-    async def open(self, pool_size: int) -> None:  # noqa: D102
+    async def open(self, pool_size: int) -> None:
         settings = cheap_settings(pool_min_size=pool_size, pool_max_size=pool_size)
         self.db = await vdata.connect(self.w.app_dsn, settings=settings)
 
-    def batch(self, op: str) -> BatchFn:  # noqa: D102
+    def batch(self, op: str) -> BatchFn:
         f, db = vdata_op(op, self.w), self.db
 
         async def run(worker: int, n: int) -> None:
@@ -270,7 +271,7 @@ class VdataPool(Contender):
 
         return run
 
-    async def close(self) -> None:  # noqa: D102
+    async def close(self) -> None:
         await self.db.close()
 
 
@@ -279,7 +280,7 @@ class VdataTx(VdataPool):
 
     name = "vdata tx"
 
-    def batch(self, op: str) -> BatchFn:  # noqa: D102
+    def batch(self, op: str) -> BatchFn:
         f, db = vdata_op(op, self.w), self.db
 
         async def run(worker: int, n: int) -> None:
@@ -295,12 +296,12 @@ class RawPool(Contender):
 
     name = "asyncpg pool"
 
-    async def open(self, pool_size: int) -> None:  # noqa: D102
+    async def open(self, pool_size: int) -> None:
         self.pool = await asyncpg.create_pool(
             self.w.app_dsn, min_size=pool_size, max_size=pool_size
         )
 
-    def batch(self, op: str) -> BatchFn:  # noqa: D102
+    def batch(self, op: str) -> BatchFn:
         f, pool = raw_op(op, self.w, tuned=False), self.pool
 
         async def run(worker: int, n: int) -> None:
@@ -310,7 +311,7 @@ class RawPool(Contender):
 
         return run
 
-    async def close(self) -> None:  # noqa: D102
+    async def close(self) -> None:
         await self.pool.close()
 
 
@@ -324,7 +325,7 @@ class RawTuned(Contender):
 
     name = "asyncpg tuned"
 
-    async def open(self, pool_size: int) -> None:  # noqa: D102
+    async def open(self, pool_size: int) -> None:
         queries = load()
         self.conns: list[asyncpg.Connection] = []
         self.free: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
@@ -336,7 +337,7 @@ class RawTuned(Contender):
                 found[key] = await conn.prepare(queries[name].sql)
             self.free.put_nowait(found)
 
-    def batch(self, op: str) -> BatchFn:  # noqa: D102
+    def batch(self, op: str) -> BatchFn:
         f, free = raw_op(op, self.w, tuned=True), self.free
 
         async def run(worker: int, n: int) -> None:
@@ -350,7 +351,7 @@ class RawTuned(Contender):
 
         return run
 
-    async def close(self) -> None:  # noqa: D102
+    async def close(self) -> None:
         for conn in self.conns:
             await conn.close()
 
@@ -361,7 +362,5 @@ def make(name: str, w: Workload) -> Contender:
         from vdata.bench.orm import SqlAlchemy
 
         return SqlAlchemy(w)
-    kinds: dict[str, type[Contender]] = {
-        c.name: c for c in (VdataPool, VdataTx, RawPool, RawTuned)
-    }
+    kinds: dict[str, type[Contender]] = {c.name: c for c in (VdataPool, VdataTx, RawPool, RawTuned)}
     return kinds[name](w)

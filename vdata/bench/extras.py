@@ -13,13 +13,11 @@
 
 from __future__ import annotations
 
-__all__ = ["Extras", "authenticate", "audit_writes", "loop_lag", "stream_rss"]
+__all__ = ["Extras", "audit_writes", "authenticate", "loop_lag", "stream_rss"]
 
 import asyncio
-import gc
-import os
-import resource
 import statistics
+import sys
 import time
 from typing import Any
 
@@ -28,7 +26,14 @@ import asyncpg
 import msgspec
 
 import vdata
-from vdata.bench.operations import ACTOR, PASSWORD, Workload, cheap_settings, seed_audit
+from vdata.bench.operations import (
+    ACTOR,
+    BENCH_SECRET,
+    PASSWORD,
+    Workload,
+    cheap_settings,
+    seed_audit,
+)
 from vdata.bench.runner import Progress, measure, rotated
 from vdata.models.users import NewUser
 from vdata.queries import load
@@ -45,7 +50,7 @@ class Extras(msgspec.Struct, kw_only=True):
 
 def login_settings() -> vdata.Settings:
     """Default argon2id parameters, as a service would run them."""
-    return vdata.Settings.build(secret_key="vdata-bench-secret", slow_query_threshold=60.0)
+    return vdata.Settings.build(secret_key=BENCH_SECRET, slow_query_threshold=60.0)
 
 
 async def _login_user(db: vdata.Database, w: Workload) -> str:
@@ -56,7 +61,9 @@ async def _login_user(db: vdata.Database, w: Workload) -> str:
     return name
 
 
-async def authenticate(w: Workload, *, calls: int, repeats: int, progress: Progress) -> dict[str, Any]:
+async def authenticate(
+    w: Workload, *, calls: int, repeats: int, progress: Progress
+) -> dict[str, Any]:
     """Time ``db.users.authenticate`` and its raw asyncpg equivalent, interleaved."""
     queries = load()
     creds, record = queries["users.get_user_credentials_by_login"], queries["users.record_login"]
@@ -91,8 +98,13 @@ async def authenticate(w: Workload, *, calls: int, repeats: int, progress: Progr
             for r in range(repeats):
                 for name in rotated(list(runs), r):
                     cell = await measure(
-                        runs[name], op="authenticate", contender=name, mode="latency",
-                        repeat=r, seconds=0.0, batch=calls,
+                        runs[name],
+                        op="authenticate",
+                        contender=name,
+                        mode="latency",
+                        repeat=r,
+                        seconds=0.0,
+                        batch=calls,
                     )
                     cells[name].append(cell)
                     progress.note(f"authenticate {name} {cell.us_per_op / 1000:.0f} ms")
@@ -119,7 +131,10 @@ async def _ticker(stop: asyncio.Event, lateness: list[float], interval: float = 
 
 def _percentiles(values: list[float]) -> dict[str, float]:
     ordered = sorted(values) or [0.0]
-    pick = lambda p: ordered[min(len(ordered) - 1, int(p * len(ordered)))]  # noqa: E731
+
+    def pick(p: float) -> float:
+        return ordered[min(len(ordered) - 1, int(p * len(ordered)))]
+
     return {"p50_ms": pick(0.50), "p99_ms": pick(0.99), "max_ms": ordered[-1]}
 
 
@@ -152,17 +167,10 @@ async def loop_lag(w: Workload, *, logins: int = 32) -> dict[str, Any]:
     }
 
 
-def _rss_bytes() -> int:
-    """Current resident set size; the peak so far where /proc is missing."""
-    try:
-        with open("/proc/self/statm", encoding="ascii") as f:
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except OSError:
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-
-
-async def stream_rss(w: Workload, owner_dsn: str, *, rows: int, progress: Progress) -> dict[str, Any]:
-    """Seed *rows* audit rows, then stream every audit row; return peak RSS growth."""
+async def stream_rss(
+    w: Workload, owner_dsn: str, *, rows: int, progress: Progress
+) -> dict[str, Any]:
+    """Seed *rows* audit rows, then stream every audit row in a fresh process (``stream.py``)."""
     owner = await asyncpg.connect(owner_dsn)
     try:
         started = time.perf_counter()
@@ -170,29 +178,23 @@ async def stream_rss(w: Workload, owner_dsn: str, *, rows: int, progress: Progre
         seeded_s = time.perf_counter() - started
     finally:
         await owner.close()
-    progress.note(f"stream: seeded {rows:,} audit rows in {seeded_s:.1f} s")
-    async with await vdata.connect(w.app_dsn, settings=cheap_settings()) as db:
-        gc.collect()
-        base = peak = _rss_bytes()
-        count = 0
-        started = time.perf_counter()
-        cpu0 = time.process_time()
-        async for _event in db.audit.export(prefetch=1000):
-            count += 1
-            if count % 5000 == 0:
-                peak = max(peak, _rss_bytes())
-        peak = max(peak, _rss_bytes())
-        wall = time.perf_counter() - started
-        cpu = time.process_time() - cpu0
-    return {
-        "rows": count,
-        "seeded_rows": rows,
-        "seconds": wall,
-        "rows_per_s": count / wall if wall else 0.0,
-        "cpu_us_per_row": cpu / count * 1e6 if count else 0.0,
-        "rss_base_mb": base / 2**20,
-        "rss_growth_mb": (peak - base) / 2**20,
-    }
+    progress.note(f"stream: seeded {rows:,} audit rows in {seeded_s:.1f} s; streaming")
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "vdata.bench.stream",
+        w.app_dsn,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await proc.communicate()
+    if proc.returncode != 0:
+        tail = err.decode(errors="replace").strip().splitlines()[-3:]
+        raise RuntimeError(f"streaming process failed ({proc.returncode}): {' / '.join(tail)}")
+    found: dict[str, Any] = msgspec.json.decode(out)
+    found["seeded_rows"] = rows
+    found["seed_seconds"] = seeded_s
+    return found
 
 
 async def audit_writes(w: Workload, *, seconds: float, tasks: int, pool: int) -> dict[str, Any]:
@@ -203,13 +205,18 @@ async def audit_writes(w: Workload, *, seconds: float, tasks: int, pool: int) ->
         async with await vdata.connect(w.app_dsn, settings=settings) as db:
             audit = db.audit
 
-            async def run(_w: int, k: int) -> None:
+            async def run(_w: int, k: int, audit: Any = audit) -> None:
                 for _ in range(k):
                     await audit.record("bench.write", "bench", "x", actor=ACTOR)
 
             cell = await measure(
-                run, op="audit_write", contender="vdata pool", mode=mode, repeat=0,
-                seconds=seconds, tasks=n,
+                run,
+                op="audit_write",
+                contender="vdata pool",
+                mode=mode,
+                repeat=0,
+                seconds=seconds,
+                tasks=n,
             )
         out[mode] = {"writes_per_s": cell.ops_per_s, "cpu_us_per_op": cell.cpu_us_per_op}
     return out

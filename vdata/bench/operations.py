@@ -45,6 +45,7 @@ OPS = (
 BULK = "bulk_insert"
 PASSWORD = "bench-password-1"  # noqa: S105 (a throwaway benchmark account)
 ACTOR = "bench"
+BENCH_SECRET = "vdata-bench-secret"  # noqa: S105 (pepper of a throwaway database)
 UPDATE_TARGETS = 65  # one row per throughput worker (64) and one for latency mode
 
 
@@ -70,7 +71,7 @@ def cheap_settings(**overrides: Any) -> vdata.Settings:
         "argon2_time_cost": 1,
         "argon2_memory_cost_kib": 8,
         "argon2_parallelism": 1,
-        "secret_key": "vdata-bench-secret",
+        "secret_key": BENCH_SECRET,
         "slow_query_threshold": 60.0,
     }
     return vdata.Settings.build(**{**base, **overrides})
@@ -83,7 +84,8 @@ def _read_sql(name: str) -> str:
 async def seed(owner: asyncpg.Connection, *, users: int, run: str) -> None:
     """Insert *users* users and a project (``seed.sql``) as the owner."""
     await owner.execute(
-        "SELECT set_config('vdata_bench.users', $1, false), set_config('vdata_bench.run', $2, false)",
+        "SELECT set_config('vdata_bench.users', $1, false),"
+        " set_config('vdata_bench.run', $2, false)",
         str(users),
         run,
     )
@@ -162,6 +164,16 @@ class Workload:
         """Return the bulk rows as raw contenders send them to COPY (fresh ids)."""
         project, who = self.project_id, ACTOR
         return [
-            (uuid.uuid4(), project, t.title, t.description, t.priority, t.assignee_id, t.due_at, who, who)
+            (
+                uuid.uuid4(),
+                project,
+                t.title,
+                t.description,
+                t.priority,
+                t.assignee_id,
+                t.due_at,
+                who,
+                who,
+            )
             for t in self.new_tasks
         ]

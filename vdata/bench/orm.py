@@ -170,8 +170,10 @@ def _snapshot(user: User) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key in _PUBLIC:
         value = getattr(user, key)
-        out[key] = value.isoformat() if isinstance(value, dt.datetime | dt.date) else (
-            str(value) if isinstance(value, uuid.UUID) else value
+        out[key] = (
+            value.isoformat()
+            if isinstance(value, dt.datetime | dt.date)
+            else (str(value) if isinstance(value, uuid.UUID) else value)
         )
     return out
 
@@ -180,7 +182,9 @@ def _live_user() -> Any:
     return User.deleted_at.is_(None)
 
 
-def sa_op(op: str, w: Workload) -> Callable[[async_sessionmaker[AsyncSession], int], Awaitable[object]]:
+def sa_op(
+    op: str, w: Workload
+) -> Callable[[async_sessionmaker[AsyncSession], int], Awaitable[object]]:
     """Return ``f(sessionmaker, worker)``: one ORM call of *op*, in its own session."""
     if op == "get_by_id":
         nxt = w.cycle_ids()
@@ -349,13 +353,13 @@ class SqlAlchemy(Contender):
 
     name = "sqlalchemy"
 
-    async def open(self, pool_size: int) -> None:  # noqa: D102
+    async def open(self, pool_size: int) -> None:
         url = self.w.app_dsn.replace("postgresql://", "postgresql+asyncpg://", 1)
         url = url.replace("postgres://", "postgresql+asyncpg://", 1)
         self.engine = create_async_engine(url, pool_size=pool_size, max_overflow=0)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
 
-    def batch(self, op: str) -> BatchFn:  # noqa: D102
+    def batch(self, op: str) -> BatchFn:
         f, sm = sa_op(op, self.w), self.sessions
 
         async def run(worker: int, n: int) -> None:
@@ -364,5 +368,5 @@ class SqlAlchemy(Contender):
 
         return run
 
-    async def close(self) -> None:  # noqa: D102
+    async def close(self) -> None:
         await self.engine.dispose()

@@ -8,7 +8,7 @@ repeat, then the median (and min-max) over repeats. In latency mode ops/s is
 
 from __future__ import annotations
 
-__all__ = ["summarize", "targets", "text_table", "markdown", "write_all"]
+__all__ = ["markdown", "summarize", "targets", "text_table", "write_all"]
 
 import statistics
 from collections import defaultdict
@@ -64,7 +64,9 @@ def _get(s: Summary, mode: str, op: str, name: str, key: str) -> float | None:
     return s.get(mode, {}).get(op, {}).get(name, {}).get(key)
 
 
-def _cross(results: Results, mode: str, op: str, name: str, base_op: str, base: str) -> float | None:
+def _cross(
+    results: Results, mode: str, op: str, name: str, base_op: str, base: str
+) -> float | None:
     mine = [c for c in results.cells if (c.mode, c.op, c.contender) == (mode, op, name)]
     theirs = [c for c in results.cells if (c.mode, c.op, c.contender) == (mode, base_op, base)]
     found = _ratio(mine, theirs)
@@ -76,8 +78,9 @@ def targets(results: Results, s: Summary) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
 
     def add(target: str, value: float | None, ok: bool | None, unit: str = "x") -> None:
-        rows.append({"target": target, "value": value, "unit": unit,
-                     "met": None if value is None else ok})
+        rows.append(
+            {"target": target, "value": value, "unit": unit, "met": None if value is None else ok}
+        )
 
     for mode in ("latency", "throughput"):
         v = _get(s, mode, "get_by_id", "vdata pool", "x_pool_median")
@@ -90,11 +93,19 @@ def targets(results: Results, s: Summary) -> list[dict[str, Any]]:
         mine = _get(s, "latency", op, "vdata tx", "cpu_us_per_op_median")
         base = _get(s, "latency", op, TUNED, "cpu_us_per_op_median")
         added = None if mine is None or base is None else mine - base
-        add(f"tx {op}: client CPU added <= 10 us/call", added,
-            added is not None and added <= 10.0, "us")
+        add(
+            f"tx {op}: client CPU added <= 10 us/call",
+            added,
+            added is not None and added <= 10.0,
+            "us",
+        )
     for op in ("get_by_id", "insert", "update"):
         v = _cross(results, "throughput", op, "vdata pool", op, "sqlalchemy")
-        add(f"pooled {op} >= 5x SQLAlchemy async ORM (pool 10, 64 tasks)", v, v is not None and v >= 5)
+        add(
+            f"pooled {op} >= 5x SQLAlchemy async ORM (pool 10, 64 tasks)",
+            v,
+            v is not None and v >= 5,
+        )
     v = _get(s, "latency", "bulk_insert", "vdata pool", "x_pool_median")
     add("bulk insert (COPY) >= 0.9x asyncpg copy_records_to_table", v, v is not None and v >= 0.9)
     for mode in ("latency", "throughput"):
@@ -121,19 +132,32 @@ def _rows(s: Summary) -> list[list[str]]:
     for mode, ops in s.items():
         for op, contenders in ops.items():
             for name, st in contenders.items():
-                rows.append([
-                    mode, op, name,
-                    f"{st['ops_per_s_median']:,.0f} ({st['ops_per_s_min']:,.0f}–{st['ops_per_s_max']:,.0f})",
-                    _fmt(st["us_per_op_median"], 0),
-                    _fmt(st["cpu_us_per_op_median"], 1),
-                    _fmt(st.get("x_pool_median")),
-                    _fmt(st.get("x_tuned_median")),
-                ])
+                rows.append(
+                    [
+                        mode,
+                        op,
+                        name,
+                        f"{st['ops_per_s_median']:,.0f} "
+                        f"({st['ops_per_s_min']:,.0f}-{st['ops_per_s_max']:,.0f})",
+                        _fmt(st["us_per_op_median"], 0),
+                        _fmt(st["cpu_us_per_op_median"], 1),
+                        _fmt(st.get("x_pool_median")),
+                        _fmt(st.get("x_tuned_median")),
+                    ]
+                )
     return rows
 
 
-_HEAD = ["mode", "operation", "contender", "ops/s median (min–max)", "µs/op",
-         "CPU µs/op", "× asyncpg pool", "× asyncpg tuned"]
+_HEAD = [
+    "mode",
+    "operation",
+    "contender",
+    "ops/s median (min-max)",
+    "µs/op",
+    "CPU µs/op",
+    "x asyncpg pool",
+    "x asyncpg tuned",
+]
 
 
 def _target_rows(rows: list[dict[str, Any]]) -> list[list[str]]:
@@ -149,7 +173,10 @@ def _target_rows(rows: list[dict[str, Any]]) -> list[list[str]]:
 def text_table(head: list[str], rows: list[list[str]]) -> str:
     """Return *rows* as a plain aligned table."""
     widths = [max(len(str(x)) for x in col) for col in zip(head, *rows, strict=False)]
-    line = lambda r: "  ".join(str(x).ljust(w) for x, w in zip(r, widths, strict=False))  # noqa: E731
+
+    def line(r: list[str]) -> str:
+        return "  ".join(str(x).ljust(w) for x, w in zip(r, widths, strict=False)).rstrip()
+
     return "\n".join([line(head), line(["-" * w for w in widths]), *map(line, rows)])
 
 
@@ -164,24 +191,32 @@ def _extras_lines(results: Results) -> list[str]:
     lines = []
     if e.authenticate:
         for name, st in e.authenticate.items():
-            lines.append(f"authenticate ({name}, default argon2id): {st['ms_per_op']:.1f} ms "
-                         f"({st['min_ms']:.1f}–{st['max_ms']:.1f}), CPU {st['cpu_ms_per_op']:.1f} ms")
+            lines.append(
+                f"authenticate ({name}, default argon2id): {st['ms_per_op']:.1f} ms "
+                f"({st['min_ms']:.1f}-{st['max_ms']:.1f}), CPU {st['cpu_ms_per_op']:.1f} ms"
+            )
     if e.loop_lag:
         b, i = e.loop_lag["busy"], e.loop_lag["idle"]
-        lines.append(f"loop lag while {e.loop_lag['logins']} logins hash ({e.loop_lag['seconds']:.1f} s): "
-                     f"p50 {b['p50_ms']:.2f} ms, p99 {b['p99_ms']:.2f} ms, max {b['max_ms']:.1f} ms "
-                     f"(idle: p50 {i['p50_ms']:.2f}, p99 {i['p99_ms']:.2f} ms)")
+        lines.append(
+            f"loop lag while {e.loop_lag['logins']} logins hash ({e.loop_lag['seconds']:.1f} s): "
+            f"p50 {b['p50_ms']:.2f} ms, p99 {b['p99_ms']:.2f} ms, max {b['max_ms']:.1f} ms "
+            f"(idle: p50 {i['p50_ms']:.2f}, p99 {i['p99_ms']:.2f} ms)"
+        )
     if e.stream_rss:
         r = e.stream_rss
-        lines.append(f"streaming {r['rows']:,} audit rows: {r['rows_per_s']:,.0f} rows/s, "
-                     f"{r['cpu_us_per_row']:.1f} µs CPU/row, peak RSS growth {r['rss_growth_mb']:.1f} MB "
-                     f"(from {r['rss_base_mb']:.0f} MB)")
+        lines.append(
+            f"streaming {r['rows']:,} audit rows: {r['rows_per_s']:,.0f} rows/s, "
+            f"{r['cpu_us_per_row']:.1f} µs CPU/row, peak RSS growth {r['rss_growth_mb']:.1f} MB "
+            f"(from {r['rss_base_mb']:.0f} MB)"
+        )
     if e.audit_writes:
         a = e.audit_writes
         for mode in ("latency", "throughput"):
             if mode in a:
-                lines.append(f"audit writes, chain on ({mode}): {a[mode]['writes_per_s']:,.0f}/s, "
-                             f"CPU {a[mode]['cpu_us_per_op']:.0f} µs/write")
+                lines.append(
+                    f"audit writes, chain on ({mode}): {a[mode]['writes_per_s']:,.0f}/s, "
+                    f"CPU {a[mode]['cpu_us_per_op']:.0f} µs/write"
+                )
         lines.append(f"audit writes, chain off: {a['chain_off']}")
     for name, why in results.skipped.items():
         lines.append(f"skipped {name}: {why}")
@@ -227,8 +262,10 @@ def chart(s: Summary, path: Path) -> None:
             ax.bar(xs, values, width, label=name)
         ax.axhline(1.0, color="black", linewidth=0.8)
         ax.set_xticks(range(len(ops)), ops, rotation=15)
-        ax.set_ylabel("× asyncpg pool (higher is faster)")
-        ax.set_title(f"{mode}: {'1 connection, sequential' if mode == 'latency' else 'pool of 10, 64 tasks'}")
+        ax.set_ylabel("x asyncpg pool (higher is faster)")
+        ax.set_title(
+            f"{mode}: {'1 connection, sequential' if mode == 'latency' else 'pool of 10, 64 tasks'}"
+        )
         ax.legend(fontsize=8, ncol=len(names))
     fig.tight_layout()
     fig.savefig(path, dpi=90)
@@ -249,16 +286,16 @@ def write_all(results: Results, out: Path) -> tuple[str, dict[str, Path]]:
     chart(s, paths["png"])
     paths["json"].write_bytes(
         msgspec.json.format(
-            msgspec.json.encode(
-                {"results": results, "summary": s, "targets": goals}
-            ),
+            msgspec.json.encode({"results": results, "summary": s, "targets": goals}),
             indent=2,
         )
     )
     paths["markdown"].write_text(markdown(results, s, goals, paths["png"].name), encoding="utf-8")
-    text = "\n\n".join([
-        text_table(_HEAD, _rows(s)),
-        text_table(["target", "measured", ""], _target_rows(goals)),
-        "\n".join(_extras_lines(results)),
-    ])
+    text = "\n\n".join(
+        [
+            text_table(_HEAD, _rows(s)),
+            text_table(["target", "measured", ""], _target_rows(goals)),
+            "\n".join(_extras_lines(results)),
+        ]
+    )
     return text, paths

@@ -103,9 +103,7 @@ async def measure(
             done += batch
         done += await _worker(run, 0, deadline, batch)
     else:
-        counts = await asyncio.gather(
-            *(_worker(run, w, deadline, batch) for w in range(tasks))
-        )
+        counts = await asyncio.gather(*(_worker(run, w, deadline, batch) for w in range(tasks)))
         done = sum(counts)
         if done == 0:  # one batch outlasted the deadline: count one per worker
             counts = await asyncio.gather(*(_worker(run, w, 0.0, batch) for w in range(tasks)))

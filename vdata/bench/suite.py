@@ -24,9 +24,10 @@ import vdata
 from vdata.bench import extras as extra
 from vdata.bench.contenders import CONTENDERS, Contender, make
 from vdata.bench.operations import BULK, OPS, Workload, cheap_settings, seed
-from vdata.bench.runner import Cell, Progress, measure, rotated
+from vdata.bench.runner import BATCH, Cell, Progress, measure, rotated
 
 EXTRAS = ("authenticate", "loop_lag", "stream_rss", "audit_writes")
+THROUGHPUT_BATCH = 2
 
 
 class Config(msgspec.Struct, kw_only=True):
@@ -143,14 +144,35 @@ async def _mode(
         for op in ops:
             runs = {c.name: c.batch(op) for c in contenders}
             bulk = op == BULK
-            kw: dict[str, Any] = {"batch": 1, "seconds": 0.0} if bulk else {"seconds": cfg.seconds}
+            # Bulk: one call per cell. Otherwise calls in batches (a transaction
+            # contender runs one batch per transaction): 10 in latency mode, 2
+            # per task in throughput mode, so that 64 tasks of a slow contender
+            # do not outlast the cell by much.
+            batch = 1 if bulk else (BATCH if mode == "latency" else THROUGHPUT_BATCH)
+            seconds, warmup = (0.0, 0.0) if bulk else (cfg.seconds, cfg.warmup)
             for name, fn in runs.items():  # warm caches and connections
-                await measure(fn, op=op, contender=name, mode=mode, repeat=-1, tasks=tasks,
-                              **({"batch": 1, "seconds": 0.0} if bulk else {"seconds": cfg.warmup}))
+                await measure(
+                    fn,
+                    op=op,
+                    contender=name,
+                    mode=mode,
+                    repeat=-1,
+                    tasks=tasks,
+                    batch=batch,
+                    seconds=warmup,
+                )
             for r in range(cfg.repeats):
                 for name in rotated(list(runs), r):
-                    cell = await measure(runs[name], op=op, contender=name, mode=mode, repeat=r,
-                                         tasks=tasks, **kw)
+                    cell = await measure(
+                        runs[name],
+                        op=op,
+                        contender=name,
+                        mode=mode,
+                        repeat=r,
+                        tasks=tasks,
+                        batch=batch,
+                        seconds=seconds,
+                    )
                     cells.append(cell)
                     progress.step(f"{mode} {op} {name}: {cell.ops_per_s:,.0f} ops/s")
     finally:
@@ -159,7 +181,9 @@ async def _mode(
     return cells
 
 
-async def run(cfg: Config, owner_dsn: str, app_dsn: str, *, progress_enabled: bool = True) -> Results:
+async def run(
+    cfg: Config, owner_dsn: str, app_dsn: str, *, progress_enabled: bool = True
+) -> Results:
     """Seed the database behind *owner_dsn* and run *cfg*; contenders use *app_dsn*."""
     started_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     t0 = time.perf_counter()

@@ -37,9 +37,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--out", type=Path, default=Path("bench-results"), help="output folder (bench-results/)"
     )
-    parser.add_argument(
-        "--only", help="comma-separated operations or extras to run (default: all)"
-    )
+    parser.add_argument("--only", help="comma-separated operations or extras to run (default: all)")
     parser.add_argument("--no-progress", action="store_true", help="no progress on stderr")
     parser.set_defaults(func=run)
 
