@@ -4,9 +4,10 @@
 -- the scale is read from the setting vdata.seed_scale.
 --
 -- Run as the owner on a database migrated to head, in one transaction. The
--- audit hash chain trigger is disabled while seeding (the chain is not what a
--- plan depends on, and a row-by-row chain of 1M rows takes minutes); the rows
--- get well-formed but unchained hashes, and the trigger is enabled again.
+-- audit log's triggers (the hash chain and its head update) are disabled while
+-- seeding: the chain is not what a plan depends on, and chaining 1M rows one
+-- by one takes minutes. The rows get well-formed but unchained hashes, and the
+-- triggers are enabled again before commit.
 -- Other tables are picked by arithmetic on row numbers (seed_users,
 -- seed_projects), so the data is the same on every run.
 
@@ -122,7 +123,7 @@ CROSS JOIN generate_series(1, sc.n_tasks) AS g (i)
 INNER JOIN seed_projects AS sp ON sp.n = 1 + (g.i::bigint * 13) % sc.n_projects
 INNER JOIN seed_users AS su ON su.n = 1 + (g.i::bigint * 7) % sc.n_users;
 
-ALTER TABLE app.audit_log DISABLE TRIGGER trigger_audit_log_chain;
+ALTER TABLE app.audit_log DISABLE TRIGGER USER;
 
 INSERT INTO app.audit_log (
     occurred_at, actor, action, entity_type, entity_id, before, after, ip, request_id, row_hash
@@ -144,4 +145,4 @@ FROM seed_scale AS sc
 CROSS JOIN generate_series(1, sc.n_audit) AS g (i)
 INNER JOIN seed_users AS su ON su.n = 1 + (g.i::bigint * 17) % sc.n_users;
 
-ALTER TABLE app.audit_log ENABLE TRIGGER trigger_audit_log_chain;
+ALTER TABLE app.audit_log ENABLE TRIGGER USER;
