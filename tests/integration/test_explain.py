@@ -89,8 +89,16 @@ def test_cli_fails_on_seqscan_only_when_asked(
 
 
 def test_analyze_runs_on_seeded_data_with_sampled_values(tmp_path: Path, vdata_dsn: str) -> None:
+    import psycopg
+
     counts = seed(vdata_dsn, scale=0.01)
     assert counts["users"] == 1000 and counts["audit_log"] == 10000
+    with psycopg.connect(vdata_dsn) as conn:
+        disabled = conn.execute(
+            "SELECT count(*) FROM pg_trigger WHERE tgrelid = 'app.audit_log'::regclass "
+            "AND tgenabled = 'D'"
+        ).fetchone()
+    assert disabled == (0,)  # the audit triggers are back on after seeding
     root = _sql_dir(tmp_path)
     plans = {p.name: p for p in explain(vdata_dsn, analyze=True, root=root)}
     one = plans["users.get_user_by_id"]
