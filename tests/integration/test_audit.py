@@ -6,6 +6,7 @@ import datetime as dt
 import json
 import resource
 import sys
+import time
 import tracemalloc
 from typing import Any
 
@@ -171,6 +172,14 @@ async def test_export_streams_100k_rows_in_bounded_memory(vdata_db: Any, vdata_d
     finally:
         await owner.close()
     assert count == 100_000
+    started = time.perf_counter()
+    report = await vdata_db.audit.verify_chain()
+    verify_seconds = time.perf_counter() - started
+    assert (report.ok, report.rows_checked) == (True, 100_000)
+    print(
+        f"\nverify_chain over 100,000 rows: {verify_seconds:.2f} s",
+        file=sys.stderr,
+    )
     print(
         f"\nexport of 100,000 audit rows: traced peak {streamed_peak / 2**20:.1f} MiB streamed "
         f"vs {loaded_peak / 2**20:.1f} MiB fetched at once; peak RSS growth "

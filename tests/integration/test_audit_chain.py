@@ -288,3 +288,23 @@ async def test_savepoint_rollback_unlinks_its_rows(vdata_db: Any) -> None:
     assert (report.ok, report.rows_checked) == (True, 4)
     assert await db.audit.record("test.sp", "thing", "next", actor="ada") is not None
     assert (await db.audit.verify_chain()).ok  # the head moved to "last" at commit
+
+
+async def test_repeatable_read_writers_retry_instead_of_forking(vdata_db: Any) -> None:
+    """Under REPEATABLE READ a writer that lost the head gets 40001 and is re-run whole."""
+    db = vdata_db
+
+    async def unit(tx: Any) -> None:
+        await tx.audit.record("test.rr", "thing", "a")
+        await asyncio.sleep(0.01)  # hold the head while others queue behind it
+        await tx.audit.record("test.rr", "thing", "b")
+
+    await asyncio.gather(
+        *(
+            db.run_in_transaction(unit, actor=f"rr{i}", isolation="repeatable_read", retries=50)
+            for i in range(8)
+        )
+    )
+    report = await db.audit.verify_chain()
+    assert (report.ok, report.rows_checked) == (True, 16)
+    assert db.counters.retries > 0  # the conflicts were real, and were retried

@@ -23,7 +23,7 @@ import msgspec
 from vdata.errors import NotFoundError, PermissionDeniedError, StaleVersionError, ValidationError
 from vdata.models.projects import ProjectAccess
 from vdata.models.tasks import TASK_STATUSES, NewTask, Task, TaskAccess, TaskPatch
-from vdata.queries import query
+from vdata.queries import Query, query
 from vdata.repositories._base import Repository, Slice
 from vdata.validation import check_identifier, check_text
 
@@ -293,11 +293,9 @@ class TaskRepository(Repository):
         limit: int = 50,
     ) -> Slice[Task]:
         """Return one keyset page (oldest first) of the project's tasks *as_user* may see."""
-        return await self._keyset_page(
-            _BY_PROJECT, cursor, limit, _by_created, _after_created,
-            project_id=project_id, as_user=as_user,
-            status=None if status is None else _status(status),
-        )  # fmt: skip
+        return await self._list(
+            _BY_PROJECT, cursor, limit, status, project_id=project_id, as_user=as_user
+        )
 
     async def list_by_assignee(
         self,
@@ -309,20 +307,23 @@ class TaskRepository(Repository):
         limit: int = 50,
     ) -> Slice[Task]:
         """Return one keyset page of the tasks assigned to *assignee_id* that *as_user* may see."""
-        return await self._keyset_page(
-            _BY_ASSIGNEE, cursor, limit, _by_created, _after_created,
-            assignee_id=assignee_id, as_user=as_user,
-            status=None if status is None else _status(status),
-        )  # fmt: skip
+        return await self._list(
+            _BY_ASSIGNEE, cursor, limit, status, assignee_id=assignee_id, as_user=as_user
+        )
 
     async def list_by_status(
         self, status: str, *, as_user: uuid.UUID, cursor: str | None = None, limit: int = 50
     ) -> Slice[Task]:
         """Return one keyset page of the tasks in *status* that *as_user* may see."""
+        return await self._list(_BY_STATUS, cursor, limit, status, as_user=as_user)
+
+    async def _list(
+        self, q: Query, cursor: str | None, limit: int, status: str | None, **filters: object
+    ) -> Slice[Task]:
+        status = None if status is None else _status(status)
         return await self._keyset_page(
-            _BY_STATUS, cursor, limit, _by_created, _after_created,
-            status=_status(status), as_user=as_user,
-        )  # fmt: skip
+            q, cursor, limit, _by_created, _after_created, status=status, **filters
+        )
 
     async def overdue(
         self, *, as_user: uuid.UUID, project_id: uuid.UUID | None = None, limit: int = 100
