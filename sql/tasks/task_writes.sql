@@ -393,7 +393,8 @@ FROM changed AS c;
 -- name: update_tasks_status(ids, as_user, status, actor)
 -- Move every task in ids to status, all or nothing: only when each id is a
 -- task as_user may write and each transition is allowed; one audit event per
--- task; return the changed rows (none if any id does not qualify).
+-- task; return the changed rows (none if any id does not qualify). Rows are
+-- locked in id order, so concurrent bulk changes queue instead of deadlocking.
 WITH old AS (
     SELECT t.*
     FROM app.tasks AS t
@@ -420,6 +421,7 @@ WITH old AS (
                 )
             )
         )
+    ORDER BY t.id  -- one lock order for every bulk writer: no deadlocks
     FOR UPDATE
 ),
 
