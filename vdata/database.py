@@ -274,7 +274,9 @@ class Database(Areas):
 
     async def _release(self, conn: asyncpg.Connection, *, failed: bool = False) -> None:
         raw = getattr(conn, "_con", conn)
-        if failed:
+        if raw is None:  # closed meanwhile (e.g. idle_in_transaction timeout): already released
+            pass
+        elif failed:
             self._release_policy.mark(raw)
         elif _releases_inline(conn, raw, self._release_policy):
             raw._on_release()
