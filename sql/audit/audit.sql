@@ -303,6 +303,20 @@ SELECT
 FROM bounds AS b
 LEFT JOIN first_break AS fb ON TRUE;
 
+-- name: get_audit_chain_head()^
+-- Return the chain head (last_id, last_hash; both null before the first
+-- event): keep it outside the database as an anchor for verify_chain.
+SELECT
+    h.last_id,
+    h.last_hash
+FROM app.audit_log_chain_head() AS h;
+
+-- name: get_audit_row_hash(id)$
+-- Return the stored row_hash of event id, or nothing.
+SELECT a.row_hash
+FROM app.audit_log AS a
+WHERE a.id = :id;
+
 -- name: drop_audit_log_partitions(keep_months)
 -- Owner only: drop the monthly partitions older than the last keep_months
 -- months and return their names; the service role gets

@@ -308,3 +308,36 @@ async def test_repeatable_read_writers_retry_instead_of_forking(vdata_db: Any) -
     report = await db.audit.verify_chain()
     assert (report.ok, report.rows_checked) == (True, 16)
     assert db.counters.retries > 0  # the conflicts were real, and were retried
+
+
+async def test_a_recomputed_chain_is_caught_only_by_an_external_anchor(
+    vdata_db: Any, vdata_app_dsn: str, owner: asyncpg.Connection, capsys: Any
+) -> None:
+    ids = await seed(vdata_db, 6)
+    anchor = await vdata_db.audit.head()
+    assert anchor.last_id == ids[-1]
+    # The owner alters row 2 and re-computes every later hash and the head.
+    await owner.execute("UPDATE app.audit_log SET actor = 'mallory' WHERE id = $1", ids[2])
+    await owner.execute(
+        f"""DO $$
+        DECLARE r record; prev bytea;
+        BEGIN
+            SELECT row_hash INTO prev FROM app.audit_log WHERE id = {ids[1]};
+            FOR r IN SELECT id FROM app.audit_log WHERE id >= {ids[2]} ORDER BY id LOOP
+                UPDATE app.audit_log SET prev_hash = prev WHERE id = r.id;
+                UPDATE app.audit_log AS a SET row_hash = app.audit_log_row_hash(a)
+                WHERE id = r.id RETURNING row_hash INTO prev;
+            END LOOP;
+            UPDATE app.audit_log_head SET last_hash = prev;
+        END $$;"""
+    )
+    assert (await vdata_db.audit.verify_chain()).ok  # consistent again: the limit of a chain
+    report = await vdata_db.audit.verify_chain(anchor=anchor)
+    assert (report.ok, report.broken_id) == (False, ids[-1])
+    assert report.reason is not None and report.reason.startswith("anchored row changed")
+    args = ["audit", "verify", "--dsn", vdata_app_dsn, "--anchor-id", str(anchor.last_id)]
+    args += ["--anchor-hash", (anchor.last_hash or b"").hex()]
+    loop = asyncio.get_running_loop()
+    assert await loop.run_in_executor(None, main, args) == 1
+    assert await loop.run_in_executor(None, main, ["audit", "head", "--dsn", vdata_app_dsn]) == 0
+    assert f"--anchor-id {ids[-1]} --anchor-hash " in capsys.readouterr().out

@@ -1,4 +1,4 @@
-"""``vdata audit``: verify the audit hash chain; drop old monthly partitions (owner only)."""
+"""``vdata audit``: verify the audit hash chain, print its head, drop old months (owner)."""
 
 from __future__ import annotations
 
@@ -39,8 +39,14 @@ def register(subparsers: Any) -> None:
     verify.add_argument(
         "--from-id", type=int, help="start at this id and trust its prev_hash (after retention)"
     )
+    verify.add_argument("--anchor-id", type=int, help="id of a head kept outside the database")
+    verify.add_argument("--anchor-hash", type=bytes.fromhex, help="its row_hash, in hex")
     verify.add_argument("--json", action="store_true", help="print the report as JSON")
     verify.set_defaults(func=_verify)
+
+    head = actions.add_parser("head", help="print the chain head (id and hash) to keep as anchor")
+    _add_dsn(head, "database, any role that can read app.audit_log")
+    head.set_defaults(func=_head)
 
     drop = actions.add_parser(
         "drop-partitions", help="retention: drop monthly partitions older than N months (owner)"
@@ -76,9 +82,15 @@ def _verify(args: argparse.Namespace) -> int:
 
     async def run() -> ChainReport:
         import vdata.database
+        from vdata.models.audit import ChainHead
 
+        anchor = None
+        if args.anchor_id is not None or args.anchor_hash is not None:
+            anchor = ChainHead(args.anchor_id, args.anchor_hash)
         async with await vdata.database.connect(dsn) as db:
-            return await db.audit.verify_chain(args.since, args.until, from_id=args.from_id)
+            return await db.audit.verify_chain(
+                args.since, args.until, from_id=args.from_id, anchor=anchor
+            )
 
     report = _guarded(run)
     if report is None:
@@ -90,6 +102,25 @@ def _verify(args: argparse.Namespace) -> int:
     else:
         print(_describe(report))
     return OK if report.ok else BROKEN
+
+
+def _head(args: argparse.Namespace) -> int:
+    dsn = _dsn(args)
+    if dsn is None:
+        return FAILED
+
+    async def run() -> Any:
+        import vdata.database
+
+        async with await vdata.database.connect(dsn) as db:
+            return await db.audit.head()
+
+    head = _guarded(run)
+    if head is None:
+        return FAILED
+    digest = "-" if head.last_hash is None else head.last_hash.hex()
+    print(f"--anchor-id {head.last_id} --anchor-hash {digest}")
+    return OK
 
 
 def _describe(report: ChainReport) -> str:

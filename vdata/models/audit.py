@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["AuditDailyCount", "AuditEvent", "ChainReport", "DroppedPartition"]
+__all__ = ["AuditDailyCount", "AuditEvent", "ChainHead", "ChainReport", "DroppedPartition"]
 
 import datetime as dt
 
@@ -58,3 +58,10 @@ class DroppedPartition(msgspec.Struct, frozen=True):
     """The name of one audit partition that retention dropped."""
 
     partition_name: str
+
+
+class ChainHead(msgspec.Struct, frozen=True):
+    """The newest linked event: an anchor to keep outside the database."""
+
+    last_id: int | None
+    last_hash: bytes | None

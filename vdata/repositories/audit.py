@@ -16,7 +16,13 @@ from typing import Any
 import msgspec
 
 from vdata.errors import VdataError, translate
-from vdata.models.audit import AuditDailyCount, AuditEvent, ChainReport, DroppedPartition
+from vdata.models.audit import (
+    AuditDailyCount,
+    AuditEvent,
+    ChainHead,
+    ChainReport,
+    DroppedPartition,
+)
 from vdata.queries import query
 from vdata.repositories._base import Repository, Slice
 from vdata.validation import check_identifier
@@ -28,6 +34,8 @@ _BY_ACTOR = query("audit.list_audit_events_by_actor", AuditEvent)
 _BY_DAY = query("audit.count_audit_events_by_day", AuditDailyCount)
 _EXPORT = query("audit.list_audit_events_for_export", AuditEvent)
 _VERIFY = query("audit.verify_audit_chain", ChainReport)
+_HEAD = query("audit.get_audit_chain_head", ChainHead)
+_ROW_HASH = query("audit.get_audit_row_hash")
 _DROP_PARTITIONS = query("audit.drop_audit_log_partitions", DroppedPartition)
 
 
@@ -186,6 +194,7 @@ class AuditRepository(Repository):
         until: dt.datetime | None = None,
         *,
         from_id: int | None = None,
+        anchor: ChainHead | None = None,
     ) -> ChainReport:
         """Re-compute the hash chain and return a report naming the first broken link.
 
@@ -194,11 +203,26 @@ class AuditRepository(Repository):
         retention or an investigated incident) to the last event before
         *until*. With no *until*, the newest row must also match the chain
         head, which catches rows appended with the trigger bypassed and
-        deleted newest rows. Never raises for a broken chain; ``ok`` says.
+        deleted newest rows. An *anchor* (a ``head()`` kept outside the
+        database) must still match its row, which catches a chain re-computed
+        by the owner. Never raises for a broken chain; ``ok`` says.
         """
-        report = await self._one(_VERIFY, since=since, until=until, from_id=from_id)
-        assert report is not None  # the query always returns one row
-        return report  # type: ignore[no-any-return]
+        report: ChainReport = await self._one(_VERIFY, since=since, until=until, from_id=from_id)
+        if not report.ok or anchor is None or anchor.last_id is None:
+            return report
+        stored = await self._value(_ROW_HASH, id=anchor.last_id)
+        if stored == anchor.last_hash:
+            return report
+        return msgspec.structs.replace(
+            report,
+            ok=False,
+            broken_id=anchor.last_id,
+            reason="anchored row changed or missing: the chain was re-computed after the anchor",
+        )
+
+    async def head(self) -> ChainHead:
+        """Return the chain head (newest linked id and hash), to keep as an external anchor."""
+        return await self._one(_HEAD)  # type: ignore[no-any-return]
 
     async def drop_partitions(self, *, keep_months: int) -> list[str]:
         """Drop the monthly partitions older than the last *keep_months*; return their names.
