@@ -54,6 +54,7 @@ async def test_a_tiny_run_writes_table_json_markdown_and_png(
     assert results.extras.stream_rss is not None
     assert results.extras.stream_rss["rows"] >= 300  # the seeded rows, streamed
     assert results.extras.audit_writes is not None
+    assert results.errors == {}
 
     text, paths = report.write_all(results, tmp_path / "out")
     assert "get_by_id" in text

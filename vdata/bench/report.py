@@ -220,6 +220,8 @@ def _extras_lines(results: Results) -> list[str]:
         lines.append(f"audit writes, chain off: {a['chain_off']}")
     for name, why in results.skipped.items():
         lines.append(f"skipped {name}: {why}")
+    for name, why in results.errors.items():
+        lines.append(f"FAILED {name}: {why}")
     return lines
 
 

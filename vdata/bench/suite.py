@@ -14,6 +14,7 @@ import platform
 import secrets
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from importlib import metadata
 from typing import Any
 
@@ -24,7 +25,7 @@ import vdata
 from vdata.bench import extras as extra
 from vdata.bench.contenders import CONTENDERS, Contender, make
 from vdata.bench.operations import BULK, OPS, Workload, cheap_settings, seed
-from vdata.bench.runner import BATCH, Cell, Progress, measure, rotated
+from vdata.bench.runner import BATCH, BatchFn, Cell, Progress, measure, rotated
 
 EXTRAS = ("authenticate", "loop_lag", "stream_rss", "audit_writes")
 THROUGHPUT_BATCH = 2
@@ -80,6 +81,7 @@ class Results(msgspec.Struct, kw_only=True):
     cells: list[Cell]
     extras: extra.Extras
     skipped: dict[str, str]
+    errors: dict[str, str]  # what failed, by "mode op" or extra name
     started: str
     seconds: float
 
@@ -127,10 +129,39 @@ def _available(names: tuple[str, ...], skipped: dict[str, str]) -> tuple[str, ..
     return names
 
 
-async def _mode(
-    cfg: Config, w: Workload, names: tuple[str, ...], mode: str, progress: Progress
+async def _op(
+    cfg: Config, op: str, runs: dict[str, BatchFn], mode: str, progress: Progress
 ) -> list[Cell]:
-    size, tasks = (1, 1) if mode == "latency" else (cfg.pool_size, cfg.tasks)
+    """Warm up, then run the interleaved repeats of *op* for every contender in *runs*."""
+    size_tasks = 1 if mode == "latency" else cfg.tasks
+    bulk = op == BULK
+    # Bulk: one call per cell. Otherwise calls in batches (a transaction
+    # contender runs one batch per transaction): 10 in latency mode, 2 per
+    # task in throughput mode, so that 64 tasks of a slow contender do not
+    # outlast the cell by much.
+    batch = 1 if bulk else (BATCH if mode == "latency" else THROUGHPUT_BATCH)
+    seconds, warmup = (0.0, 0.0) if bulk else (cfg.seconds, cfg.warmup)
+    common: dict[str, Any] = {"op": op, "mode": mode, "tasks": size_tasks, "batch": batch}
+    for name, fn in runs.items():  # warm caches and connections
+        await measure(fn, contender=name, repeat=-1, seconds=warmup, **common)
+    cells = []
+    for r in range(cfg.repeats):
+        for name in rotated(list(runs), r):
+            cell = await measure(runs[name], contender=name, repeat=r, seconds=seconds, **common)
+            cells.append(cell)
+            progress.step(f"{mode} {op} {name}: {cell.ops_per_s:,.0f} ops/s")
+    return cells
+
+
+async def _mode(
+    cfg: Config,
+    w: Workload,
+    names: tuple[str, ...],
+    mode: str,
+    progress: Progress,
+    errors: dict[str, str],
+) -> list[Cell]:
+    size = 1 if mode == "latency" else cfg.pool_size
     ops = [op for op in cfg.ops if op in OPS and not (op == BULK and mode == "throughput")]
     if not ops:
         return []
@@ -143,38 +174,11 @@ async def _mode(
             contenders.append(c)
         for op in ops:
             runs = {c.name: c.batch(op) for c in contenders}
-            bulk = op == BULK
-            # Bulk: one call per cell. Otherwise calls in batches (a transaction
-            # contender runs one batch per transaction): 10 in latency mode, 2
-            # per task in throughput mode, so that 64 tasks of a slow contender
-            # do not outlast the cell by much.
-            batch = 1 if bulk else (BATCH if mode == "latency" else THROUGHPUT_BATCH)
-            seconds, warmup = (0.0, 0.0) if bulk else (cfg.seconds, cfg.warmup)
-            for name, fn in runs.items():  # warm caches and connections
-                await measure(
-                    fn,
-                    op=op,
-                    contender=name,
-                    mode=mode,
-                    repeat=-1,
-                    tasks=tasks,
-                    batch=batch,
-                    seconds=warmup,
-                )
-            for r in range(cfg.repeats):
-                for name in rotated(list(runs), r):
-                    cell = await measure(
-                        runs[name],
-                        op=op,
-                        contender=name,
-                        mode=mode,
-                        repeat=r,
-                        tasks=tasks,
-                        batch=batch,
-                        seconds=seconds,
-                    )
-                    cells.append(cell)
-                    progress.step(f"{mode} {op} {name}: {cell.ops_per_s:,.0f} ops/s")
+            try:
+                cells += await _op(cfg, op, runs, mode, progress)
+            except Exception as exc:  # one operation failing does not lose the run
+                errors[f"{mode} {op}"] = f"{type(exc).__name__}: {exc}"
+                progress.note(f"{mode} {op} FAILED: {type(exc).__name__}: {exc}")
     finally:
         for c in contenders:
             await c.close()
@@ -184,10 +188,15 @@ async def _mode(
 async def run(
     cfg: Config, owner_dsn: str, app_dsn: str, *, progress_enabled: bool = True
 ) -> Results:
-    """Seed the database behind *owner_dsn* and run *cfg*; contenders use *app_dsn*."""
+    """Seed the database behind *owner_dsn* and run *cfg*; contenders use *app_dsn*.
+
+    A failing operation or extra is recorded in ``Results.errors`` and the
+    run goes on; setup failures (seeding, connecting) raise.
+    """
     started_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     t0 = time.perf_counter()
     skipped: dict[str, str] = {}
+    errors: dict[str, str] = {}
     names = _available(cfg.contenders, skipped)
     run_tag = secrets.token_hex(3)
     owner = await asyncpg.connect(owner_dsn)
@@ -204,26 +213,28 @@ async def run(
     progress = Progress(steps + len(set(cfg.ops) & set(EXTRAS)), enabled=progress_enabled)
     cells: list[Cell] = []
     for mode in ("latency", "throughput"):
-        cells += await _mode(cfg, w, names, mode, progress)
+        cells += await _mode(cfg, w, names, mode, progress, errors)
     found = extra.Extras()
-    if "authenticate" in cfg.ops:
-        found.authenticate = await extra.authenticate(
+    jobs: dict[str, Callable[[], Awaitable[dict[str, Any]]]] = {
+        "authenticate": lambda: extra.authenticate(
             w, calls=cfg.login_calls, repeats=3, progress=progress
-        )
-        progress.step("authenticate")
-    if "loop_lag" in cfg.ops:
-        found.loop_lag = await extra.loop_lag(w, logins=cfg.logins)
-        progress.step("loop lag")
-    if "stream_rss" in cfg.ops:
-        found.stream_rss = await extra.stream_rss(
+        ),
+        "loop_lag": lambda: extra.loop_lag(w, logins=cfg.logins),
+        "stream_rss": lambda: extra.stream_rss(
             w, owner_dsn, rows=cfg.audit_rows, progress=progress
-        )
-        progress.step("stream")
-    if "audit_writes" in cfg.ops:
-        found.audit_writes = await extra.audit_writes(
+        ),
+        "audit_writes": lambda: extra.audit_writes(
             w, seconds=max(cfg.seconds * 2, 0.5), tasks=cfg.tasks, pool=cfg.pool_size
-        )
-        progress.step("audit writes")
+        ),
+    }
+    for name, job in jobs.items():
+        if name not in cfg.ops:
+            continue
+        try:
+            setattr(found, name, await job())
+        except Exception as exc:  # recorded; the other measurements still count
+            errors[name] = f"{type(exc).__name__}: {exc}"
+        progress.step(name)
     progress.finish()
     return Results(
         config=cfg,
@@ -231,6 +242,7 @@ async def run(
         cells=cells,
         extras=found,
         skipped=skipped,
+        errors=errors,
         started=started_at,
         seconds=time.perf_counter() - t0,
     )

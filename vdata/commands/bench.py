@@ -101,4 +101,8 @@ def run(args: argparse.Namespace) -> int:
     text, paths = report.write_all(results, args.out)
     print(text)
     print("\nwrote " + ", ".join(str(p) for p in paths.values()))
+    if results.errors:
+        # Missed targets never fail the command; a measurement that crashed does.
+        print(f"vdata bench: {len(results.errors)} measurement(s) failed", file=sys.stderr)
+        return 1
     return 0
