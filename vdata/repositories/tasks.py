@@ -13,31 +13,24 @@ from __future__ import annotations
 
 __all__ = ["TaskRepository"]
 
-import datetime as dt
 import uuid
 from collections.abc import Sequence
-from typing import Any, NoReturn
+from typing import NoReturn
 
 import msgspec
 
 from vdata.errors import NotFoundError, PermissionDeniedError, StaleVersionError, ValidationError
 from vdata.models.projects import ProjectAccess
-from vdata.models.tasks import TASK_STATUSES, NewTask, Task, TaskAccess, TaskPatch
-from vdata.queries import Query, query
-from vdata.repositories._base import Repository, Slice
+from vdata.models.tasks import NewTask, Task, TaskAccess, TaskPatch
+from vdata.queries import query
+from vdata.repositories._task_reads import TaskReads, check_status
 from vdata.validation import check_identifier, check_text
 
 _INSERT = query("tasks.insert_task", Task)
-_GET = query("tasks.get_task_by_id", Task)
 _ACCESS = query("tasks.get_task_access", TaskAccess)
 _PROJECT_ACCESS = query("projects.get_project_access", ProjectAccess)
 _USER_ACTIVE = query("tasks.get_user_is_active")
 _ALLOWED = query("tasks.get_status_transition_allowed")
-_BY_PROJECT = query("tasks.list_tasks_by_project", Task)
-_BY_ASSIGNEE = query("tasks.list_tasks_by_assignee", Task)
-_BY_STATUS = query("tasks.list_tasks_by_status", Task)
-_OVERDUE = query("tasks.list_tasks_overdue", Task)
-_DUE_SOON = query("tasks.list_tasks_due_soon", Task)
 _UPDATE = query("tasks.update_task", Task)
 _ASSIGN = query("tasks.update_task_assignee", Task)
 _STATUS = query("tasks.update_task_status", Task)
@@ -76,23 +69,7 @@ def _priority(value: int) -> int:
     return value
 
 
-def _status(value: str) -> str:
-    if value not in TASK_STATUSES:
-        raise ValidationError(f"status must be one of {sorted(TASK_STATUSES)}", field="status")
-    return value
-
-
-def _by_created(task: Task) -> tuple[dt.datetime, uuid.UUID]:
-    return (task.created_at, task.id)
-
-
-def _after_created(position: tuple[Any, ...] | None) -> dict[str, object]:
-    if position is None:
-        return {"after_at": None, "after_id": None}
-    return {"after_at": position[0], "after_id": position[1]}
-
-
-class TaskRepository(Repository):
+class TaskRepository(TaskReads):
     """Read and write ``app.tasks`` on behalf of a user (``as_user``)."""
 
     __slots__ = ()
@@ -170,12 +147,6 @@ class TaskRepository(Repository):
             rows = await tx.fetch(_AUDIT_CREATED, _AUDIT_CREATED.bind({"ids": ids, "actor": who}))
         return [Task(*row) for row in rows]
 
-    async def get(self, task_id: uuid.UUID, *, as_user: uuid.UUID) -> Task:
-        """Return the task if *as_user* may see it; raise NotFoundError otherwise."""
-        return await self._require(  # type: ignore[no-any-return]
-            _GET, "task", task_id, id=task_id, as_user=as_user
-        )
-
     async def update(
         self,
         task_id: uuid.UUID,
@@ -240,7 +211,7 @@ class TaskRepository(Repository):
             _STATUS,
             id=task_id,
             as_user=as_user,
-            status=_status(status),
+            status=check_status(status),
             version=expected_version,
             actor=self._actor(actor),
         )
@@ -266,7 +237,11 @@ class TaskRepository(Repository):
         if not ids:
             return []
         changed = await self._many(
-            _STATUS_MANY, ids=ids, as_user=as_user, status=_status(status), actor=self._actor(actor)
+            _STATUS_MANY,
+            ids=ids,
+            as_user=as_user,
+            status=check_status(status),
+            actor=self._actor(actor),
         )
         if not changed:
             for task_id in ids:  # find the one to blame; only on failure
@@ -282,69 +257,6 @@ class TaskRepository(Repository):
         if deleted is None:
             await self._refuse(task_id, as_user, owner_only=True)
         return deleted  # type: ignore[no-any-return]
-
-    async def list_by_project(
-        self,
-        project_id: uuid.UUID,
-        *,
-        as_user: uuid.UUID,
-        status: str | None = None,
-        cursor: str | None = None,
-        limit: int = 50,
-    ) -> Slice[Task]:
-        """Return one keyset page (oldest first) of the project's tasks *as_user* may see."""
-        return await self._list(
-            _BY_PROJECT, cursor, limit, status, project_id=project_id, as_user=as_user
-        )
-
-    async def list_by_assignee(
-        self,
-        assignee_id: uuid.UUID,
-        *,
-        as_user: uuid.UUID,
-        status: str | None = None,
-        cursor: str | None = None,
-        limit: int = 50,
-    ) -> Slice[Task]:
-        """Return one keyset page of the tasks assigned to *assignee_id* that *as_user* may see."""
-        return await self._list(
-            _BY_ASSIGNEE, cursor, limit, status, assignee_id=assignee_id, as_user=as_user
-        )
-
-    async def list_by_status(
-        self, status: str, *, as_user: uuid.UUID, cursor: str | None = None, limit: int = 50
-    ) -> Slice[Task]:
-        """Return one keyset page of the tasks in *status* that *as_user* may see."""
-        return await self._list(_BY_STATUS, cursor, limit, status, as_user=as_user)
-
-    async def _list(
-        self, q: Query, cursor: str | None, limit: int, status: str | None, **filters: object
-    ) -> Slice[Task]:
-        status = None if status is None else _status(status)
-        return await self._keyset_page(
-            q, cursor, limit, _by_created, _after_created, status=status, **filters
-        )
-
-    async def overdue(
-        self, *, as_user: uuid.UUID, project_id: uuid.UUID | None = None, limit: int = 100
-    ) -> list[Task]:
-        """Return open tasks *as_user* may see whose due time has passed, most overdue first."""
-        _, limit = self._page_args(0, limit)
-        return await self._many(_OVERDUE, as_user=as_user, project_id=project_id, page_size=limit)
-
-    async def due_soon(
-        self,
-        *,
-        as_user: uuid.UUID,
-        within: dt.timedelta = dt.timedelta(days=1),
-        project_id: uuid.UUID | None = None,
-        limit: int = 100,
-    ) -> list[Task]:
-        """Return open tasks *as_user* may see due from now to now + *within*, soonest first."""
-        _, limit = self._page_args(0, limit)
-        return await self._many(
-            _DUE_SOON, as_user=as_user, within=within, project_id=project_id, page_size=limit
-        )
 
     async def _refuse_project(
         self, project_id: uuid.UUID, as_user: uuid.UUID, assignee_id: uuid.UUID | None
