@@ -2,42 +2,21 @@
 
 from __future__ import annotations
 
-import ast
-import re
-from pathlib import Path
 from typing import Any
 
 import asyncpg
 import pytest
 
+from tests.integration._docs import python_blocks, run_blocks
 from tests.integration._users import cheap_settings
 
 pytestmark = pytest.mark.integration
-
-_DOCS = Path(__file__).resolve().parents[2] / "docs" / "usage"
-_BLOCK = re.compile(r"^```python\n(.*?)^```", re.MULTILINE | re.DOTALL)
-
-
-def python_blocks(name: str) -> list[str]:
-    """Return the fenced ``python`` blocks of docs/usage/<name>, in order."""
-    return _BLOCK.findall((_DOCS / name).read_text(encoding="utf-8"))
 
 
 @pytest.fixture
 def vdata_settings() -> Any:
     """Cheap argon2 parameters and a pepper, as a production service would set."""
     return cheap_settings(secret_key="docs-pepper-not-a-real-secret")
-
-
-async def run_blocks(name: str, namespace: dict[str, Any]) -> None:
-    """Run each block of *name* with top-level await in one shared namespace."""
-    for number, block in enumerate(python_blocks(name), 1):
-        code = compile(
-            block, f"docs/usage/{name} block {number}", "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
-        )
-        result = eval(code, namespace)  # noqa: S307 - our own documentation
-        if result is not None:
-            await result
 
 
 def test_the_docs_have_examples() -> None:

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
+from tests.integration._docs import python_blocks, run_blocks
 from tests.integration._users import cheap_settings
-from tests.integration.test_usage_docs_users import python_blocks, run_blocks
 
 pytestmark = pytest.mark.integration
 
@@ -28,5 +28,5 @@ def test_the_pages_have_examples() -> None:
 async def test_projects_tasks_and_audit_examples_run(vdata_db: Any) -> None:
     namespace: dict[str, Any] = {"db": vdata_db}
     for page in PAGES:
-        await run_blocks(python_blocks(page), namespace, f"docs/usage/{page}")
+        await run_blocks(page, namespace)
     assert (await vdata_db.audit.verify_chain()).ok
