@@ -326,7 +326,8 @@ FROM changed AS c;
 -- Return task counts per status, the completion rate (done over all but
 -- cancelled) and the overdue count of a project as_user may see, in one
 -- query; nothing if the project is not visible.
--- not-null: project_id, total, todo, in_progress, blocked, done, cancelled, completion_rate, overdue
+-- not-null: project_id, total, todo, in_progress, blocked, done
+-- not-null: cancelled, completion_rate, overdue
 WITH project AS (
     SELECT p.id
     FROM app.projects AS p
