@@ -7,8 +7,8 @@
   hash at once; its lateness (p50/p99) is how long the event loop was blocked.
 - ``stream_rss``: peak growth of this process's resident memory while
   ``db.audit.export()`` streams every audit row (seeded by ``seed_audit.sql``).
-- ``audit_writes``: ``db.audit.record()`` per second, with the hash chain on
-  (the schema has no switch to turn it off).
+- ``audit_writes``: ``db.audit.record()`` per second, with the hash chain on,
+  then switched off for the measurement (``chain_off.sql``), then on again.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from vdata.bench.operations import (
     PASSWORD,
     Workload,
     cheap_settings,
+    read_sql,
     seed_audit,
 )
 from vdata.bench.runner import Progress, measure, rotated
@@ -197,9 +198,8 @@ async def stream_rss(
     return found
 
 
-async def audit_writes(w: Workload, *, seconds: float, tasks: int, pool: int) -> dict[str, Any]:
-    """Return ``db.audit.record()`` per second, sequential and from *tasks* tasks."""
-    out: dict[str, Any] = {"chain": "on", "chain_off": "not measured: the schema has no switch"}
+async def _write_rates(w: Workload, *, seconds: float, tasks: int, pool: int) -> dict[str, Any]:
+    out: dict[str, Any] = {}
     for mode, size, n in (("latency", 1, 1), ("throughput", pool, tasks)):
         settings = cheap_settings(pool_min_size=size, pool_max_size=size)
         async with await vdata.connect(w.app_dsn, settings=settings) as db:
@@ -219,4 +219,25 @@ async def audit_writes(w: Workload, *, seconds: float, tasks: int, pool: int) ->
                 tasks=n,
             )
         out[mode] = {"writes_per_s": cell.ops_per_s, "cpu_us_per_op": cell.cpu_us_per_op}
+    return out
+
+
+async def audit_writes(
+    w: Workload, owner_dsn: str, *, seconds: float, tasks: int, pool: int
+) -> dict[str, Any]:
+    """Return ``db.audit.record()`` per second, sequential and from *tasks* tasks.
+
+    First with the hash chain on, then off (``chain_off.sql``, as the owner:
+    rows hashed but not linked), then on again (``chain_on.sql``).
+    """
+    out: dict[str, Any] = {"on": await _write_rates(w, seconds=seconds, tasks=tasks, pool=pool)}
+    owner = await asyncpg.connect(owner_dsn)
+    try:
+        await owner.execute(read_sql("chain_off.sql"))
+        try:
+            out["off"] = await _write_rates(w, seconds=seconds, tasks=tasks, pool=pool)
+        finally:
+            await owner.execute(read_sql("chain_on.sql"))
+    finally:
+        await owner.close()
     return out

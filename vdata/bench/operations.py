@@ -15,6 +15,7 @@ __all__ = [
     "PASSWORD",
     "Workload",
     "cheap_settings",
+    "read_sql",
     "seed",
     "seed_audit",
 ]
@@ -77,7 +78,8 @@ def cheap_settings(**overrides: Any) -> vdata.Settings:
     return vdata.Settings.build(**{**base, **overrides})
 
 
-def _read_sql(name: str) -> str:
+def read_sql(name: str) -> str:
+    """Return the text of the SQL file *name* shipped in ``vdata.bench``."""
     return resources.files("vdata.bench").joinpath(name).read_text(encoding="utf-8")
 
 
@@ -89,13 +91,13 @@ async def seed(owner: asyncpg.Connection, *, users: int, run: str) -> None:
         str(users),
         run,
     )
-    await owner.execute(_read_sql("seed.sql"))
+    await owner.execute(read_sql("seed.sql"))
 
 
 async def seed_audit(owner: asyncpg.Connection, *, rows: int) -> None:
     """Insert *rows* audit rows (``seed_audit.sql``) as the owner."""
     await owner.execute("SELECT set_config('vdata_bench.audit_rows', $1, false)", str(rows))
-    await owner.execute(_read_sql("seed_audit.sql"))
+    await owner.execute(read_sql("seed_audit.sql"))
 
 
 class Workload:

@@ -224,7 +224,7 @@ async def run(
             w, owner_dsn, rows=cfg.audit_rows, progress=progress
         ),
         "audit_writes": lambda: extra.audit_writes(
-            w, seconds=max(cfg.seconds * 2, 0.5), tasks=cfg.tasks, pool=cfg.pool_size
+            w, owner_dsn, seconds=max(cfg.seconds * 2, 0.5), tasks=cfg.tasks, pool=cfg.pool_size
         ),
     }
     for name, job in jobs.items():

@@ -1,0 +1,26 @@
+-- `vdata bench`, scratch database only, as the owner role: switch the audit
+-- hash chain off to measure what it costs. Rows are still hashed (the same
+-- app.audit_log_row_hash) but not linked, so writers do not queue on the
+-- chain head. chain_on.sql switches it back; the rows written meanwhile
+-- have no prev_hash, which verify_chain reports as broken links.
+
+BEGIN;
+
+CREATE FUNCTION app.bench_audit_log_unchained()
+RETURNS trigger
+LANGUAGE plpgsql
+AS $$
+BEGIN
+    NEW.row_hash := app.audit_log_row_hash(NEW);
+    RETURN NEW;
+END;
+$$;
+
+ALTER TABLE app.audit_log DISABLE TRIGGER trigger_audit_log_chain;
+ALTER TABLE app.audit_log DISABLE TRIGGER trigger_audit_log_chain_commit;
+
+CREATE TRIGGER trigger_bench_audit_log_unchained
+BEFORE INSERT ON app.audit_log
+FOR EACH ROW EXECUTE FUNCTION app.bench_audit_log_unchained();
+
+COMMIT;
