@@ -235,6 +235,16 @@ def markdown(results: Results, s: Summary, goals: list[dict[str, Any]], chart: s
         f"msgspec {m['msgspec']}.",
         "",
     ]
+    parts += [
+        "Ratios are speed ratios, higher is better: ops/s of the contender divided by ops/s "
+        "of the baseline (asyncpg pool, or asyncpg tuned) in the same repeat, median over "
+        "repeats (min-max in the JSON). Latency mode: one connection, sequential awaits, so "
+        "ops/s = 1 / mean time per call. Throughput mode: a pool of "
+        f"{results.config.pool_size}, {results.config.tasks} concurrent tasks. CPU is this "
+        "process's CPU time (time.process_time) per call; the server is another process. "
+        f"bulk_insert is one call of {results.config.bulk_rows:,} rows, latency mode only.",
+        "",
+    ]
     if chart:
         parts += [f"![ratio to asyncpg pool per operation]({chart})", ""]
     parts += ["### Targets", "", _md(["target", "measured", ""], _target_rows(goals)), ""]
