@@ -21,7 +21,7 @@ _KEY_LINES = [
     "ada by email, right password -> logged in; last login from 203.0.113.7",
     "bob, wrong password 3 -> AccountLockedError: account locked until",
     "bob, right password while locked -> AccountLockedError",
-    "verified -> key",
+    "scopes ['read'], uses 1",
     "revoked; verifying again -> AuthenticationError",
     "her sessions were revoked with it",
     "user.create",

@@ -233,7 +233,10 @@ async def _story(app_dsn: str, out: IO[str]) -> None:
             "only a digest is stored)",
         )
         key = await db.api_keys.verify(issued.token)
-        _say(out, f"   verified -> key {key.prefix}, scopes {key.scopes}, uses {key.use_count}")
+        # Pooled verifies count uses in memory and write them in batches.
+        await db.api_keys.flush_usage()
+        uses = (await db.api_keys.get(key.id)).use_count
+        _say(out, f"   verified -> key {key.prefix}, scopes {key.scopes}, uses {uses}")
         await db.api_keys.revoke(key.id, actor="ada")
         try:
             await db.api_keys.verify(issued.token)
