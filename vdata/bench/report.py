@@ -93,6 +93,19 @@ def targets(results: Results, s: Summary) -> list[dict[str, Any]]:
         mine = _get(s, "latency", op, "vdata tx", "cpu_us_per_op_median")
         base = _get(s, "latency", op, TUNED, "cpu_us_per_op_median")
         added = None if mine is None or base is None else mine - base
+        if op == "bulk_insert":
+            # One call of many rows: its CPU difference is reported, but a
+            # per-call bound of 10 us does not apply to it.
+            rows.append(
+                {
+                    "target": f"tx {op}: client CPU added per call (one call of many rows)",
+                    "value": added,
+                    "unit": "us",
+                    "met": None,
+                    "info": True,
+                }
+            )
+            continue
         add(
             f"tx {op}: client CPU added <= 10 us/call",
             added,
@@ -164,6 +177,8 @@ def _target_rows(rows: list[dict[str, Any]]) -> list[list[str]]:
     out = []
     for t in rows:
         met = {True: "met", False: "MISSED", None: "not measured"}[t["met"]]
+        if t.get("info"):
+            met = "for information"
         unit = t["unit"]
         value = "—" if t["value"] is None else f"{t['value']:.2f}{'' if unit == 'x' else ' '}{unit}"
         out.append([t["target"], value, met])
