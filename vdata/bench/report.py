@@ -140,6 +140,10 @@ def _fmt(v: float | None, digits: int = 2) -> str:
     return "—" if v is None else f"{v:,.{digits}f}"
 
 
+def _rate(v: float) -> str:
+    return f"{v:,.0f}" if v >= 100 else f"{v:.2f}"
+
+
 def _rows(s: Summary) -> list[list[str]]:
     rows = []
     for mode, ops in s.items():
@@ -150,8 +154,8 @@ def _rows(s: Summary) -> list[list[str]]:
                         mode,
                         op,
                         name,
-                        f"{st['ops_per_s_median']:,.0f} "
-                        f"({st['ops_per_s_min']:,.0f}-{st['ops_per_s_max']:,.0f})",
+                        f"{_rate(st['ops_per_s_median'])} "
+                        f"({_rate(st['ops_per_s_min'])}-{_rate(st['ops_per_s_max'])})",
                         _fmt(st["us_per_op_median"], 0),
                         _fmt(st["cpu_us_per_op_median"], 1),
                         _fmt(st.get("x_pool_median")),
