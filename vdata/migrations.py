@@ -13,6 +13,10 @@ yoyo runs the plain-SQL files; this module adds what it lacks:
   the audit log's future partitions (``app.create_audit_log_partitions``).
 
 Bookkeeping (yoyo's tables and ours) lives in the schema ``vdata_migrations``.
+
+This module is the public API and the runs; ``_migration_files`` reads and
+writes the migration folder, ``_migration_db`` owns the DSN, the locked
+session and the bookkeeping tables, ``_migration_errors`` the two errors.
 """
 
 from __future__ import annotations
@@ -27,56 +31,31 @@ __all__ = [
     "status",
 ]
 
-import hashlib
 import logging
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
-from urllib.parse import urlencode
 
 import psycopg
-from psycopg.conninfo import conninfo_to_dict
-from yoyo.exceptions import BadMigration, MigrationConflict
 
+from vdata import _migration_db as _db
+from vdata import _migration_files as _files
+from vdata._migration_db import LOCK_KEY as LOCK_KEY
+from vdata._migration_db import SCHEMA as SCHEMA
+from vdata._migration_errors import MigrationChangedError, MigrationError
 from vdata._resources import migrations_dir
-from vdata.errors import DatabaseError
 
 if TYPE_CHECKING:
     from yoyo.migrations import Migration, MigrationList
 
 logger = logging.getLogger("vdata.migrations")
 
-SCHEMA = "vdata_migrations"
-# pg_advisory_lock key of a migration run: the first 8 bytes of
-# sha256(b"vdata.migrations"), as a signed bigint. Advisory locks are per
-# database, so runs against different databases never wait for each other.
-LOCK_KEY = int.from_bytes(hashlib.sha256(b"vdata.migrations").digest()[:8], "big", signed=True)
 # How many months of audit_log partitions each run makes sure exist.
 PARTITION_MONTHS_AHEAD = 3
 
 _ROLE_NAME = re.compile(r"[^\x00]{1,63}")
-_NEW_NAME = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)+")
-
-
-class MigrationError(DatabaseError):
-    """A migration run failed; the message says which migration and why."""
-
-
-class MigrationChangedError(MigrationError):
-    """An applied migration's file was edited after it was applied."""
-
-    def __init__(self, message: str, *, path: Path) -> None:
-        super().__init__(message)
-        self.path = path
-
-
-# errors.VdataError labels its subclasses "vdata" (the public namespace);
-# these two live here, and pickling must find them here.
-MigrationError.__module__ = MigrationChangedError.__module__ = __name__
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,176 +74,15 @@ class MigrationState:
     detail: str = ""
 
 
-@dataclass(frozen=True, slots=True)
-class _Files:
-    id: str
-    path: Path
-    rollback_path: Path
-
-    def checksums(self) -> tuple[str, str]:
-        rollback = self.rollback_path.read_bytes() if self.rollback_path.exists() else b""
-        return _sha256(self.path.read_bytes()), _sha256(rollback)
+# -- the runs ------------------------------------------------------------------
 
 
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def _files(directory: Path) -> dict[str, _Files]:
-    found = {}
-    for path in sorted(directory.glob("*.sql")):
-        if path.name.endswith(".rollback.sql"):
-            continue
-        found[path.stem] = _Files(path.stem, path, path.with_suffix(".rollback.sql"))
-    return found
-
-
-# -- connections ---------------------------------------------------------------
-
-
-def _conninfo(dsn: str) -> dict[str, Any]:
-    """Return the DSN's parameters; accept postgresql://, postgres:// and +psycopg."""
-    dsn = re.sub(r"^postgres(?:ql)?\+psycopg2?://", "postgresql://", dsn.strip())
-    try:
-        params = conninfo_to_dict(dsn)
-    except psycopg.ProgrammingError as exc:
-        raise MigrationError(f"vdata migrate: the DSN cannot be parsed ({exc})") from None
-    if not params.get("dbname"):
-        raise MigrationError("vdata migrate: the DSN names no database")
-    return params
-
-
-def _options(lock_timeout: float, statement_timeout: float) -> str:
-    return (
-        f"-c lock_timeout={round(lock_timeout * 1000)}"
-        f" -c statement_timeout={round(statement_timeout * 1000)}"
-    )
-
-
-def _yoyo_uri(params: dict[str, Any], options: str) -> str:
-    # Every parameter goes in the query string, which yoyo hands to
-    # psycopg.connect(**args): multi-host lists and sslmode survive that way.
-    args = {k: str(v) for k, v in params.items() if k != "dbname"}
-    args["options"] = f"{args['options']} {options}" if "options" in args else options
-    args["schema"] = SCHEMA  # yoyo: SET search_path, so its tables land there
-    return f"postgresql+psycopg:///{params['dbname']}?{urlencode(args)}"
-
-
-def _scrub(message: str, params: dict[str, Any]) -> str:
-    password = params.get("password")
-    return message.replace(str(password), "***") if password else message
-
-
-@contextmanager
-def _session(
-    dsn: str, *, lock_timeout: float, statement_timeout: float, lock_wait: float
-) -> Iterator[tuple[psycopg.Connection[Any], str]]:
-    """Connect, take the run's advisory lock, yield (connection, yoyo URI)."""
-    params = _conninfo(dsn)
-    with _connect(params) as conn:
-        _set(conn, "lock_timeout", lock_wait)
-        try:
-            conn.execute("SELECT pg_advisory_lock(%s)", (LOCK_KEY,))
-        except psycopg.errors.LockNotAvailable:
-            raise MigrationError(
-                f"vdata migrate: another migration run has held the lock on "
-                f"{params['dbname']!r} for over {lock_wait:g} s (pid "
-                f"{_lock_holder(conn)}); wait for it, or end that session"
-            ) from None
-        try:
-            _set(conn, "lock_timeout", lock_timeout)
-            _set(conn, "statement_timeout", statement_timeout)
-            _ensure_bookkeeping(conn)
-            yield conn, _yoyo_uri(params, _options(lock_timeout, statement_timeout))
-        except psycopg.Error as exc:
-            raise MigrationError(f"vdata migrate: {_scrub(str(exc).strip(), params)}") from exc
-        except (BadMigration, MigrationConflict) as exc:
-            # e.g. a `-- depends:` naming no file: a mistake in migrations/.
-            raise MigrationError(f"vdata migrate: bad migration: {exc}") from exc
-        finally:
-            # Closing the session would release the lock too; unlocking first
-            # lets a waiting run go on without waiting for the disconnect.
-            with suppress(psycopg.Error):
-                conn.execute("SELECT pg_advisory_unlock(%s)", (LOCK_KEY,))
-
-
-def _connect(params: dict[str, Any]) -> psycopg.Connection[Any]:
-    try:
-        return psycopg.connect(autocommit=True, **params)
-    except psycopg.Error as exc:
-        raise MigrationError(
-            f"vdata migrate: cannot connect to database {params['dbname']!r}: "
-            f"{_scrub(str(exc).strip(), params)}"
-        ) from None
-
-
-def _set(conn: psycopg.Connection[Any], setting: str, seconds: float) -> None:
-    conn.execute("SELECT set_config(%s, %s, false)", (setting, f"{round(seconds * 1000)}ms"))
-
-
-def _lock_holder(conn: psycopg.Connection[Any]) -> str:
-    row = conn.execute(
-        "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted"
-        " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
-        " AND ((classid::bigint << 32) | objid::bigint) = %s",
-        (LOCK_KEY,),
-    ).fetchone()
-    return str(row[0]) if row else "unknown"
-
-
-def _ensure_bookkeeping(conn: psycopg.Connection[Any]) -> None:
-    with conn.transaction():
-        conn.execute("CREATE SCHEMA IF NOT EXISTS vdata_migrations")
-        conn.execute(
-            "CREATE TABLE IF NOT EXISTS vdata_migrations.checksum ("
-            " migration_id text PRIMARY KEY,"
-            " apply_sha256 text NOT NULL,"
-            " rollback_sha256 text NOT NULL,"
-            " recorded_at timestamptz NOT NULL DEFAULT now())"
-        )
-
-
-# -- checksums -----------------------------------------------------------------
-
-
-def _recorded(cursor: Any) -> dict[str, tuple[str, str]]:
-    cursor.execute(
-        "SELECT migration_id, apply_sha256, rollback_sha256 FROM vdata_migrations.checksum"
-    )
-    return {row[0]: (row[1], row[2]) for row in cursor.fetchall()}
-
-
-def _record(backend: Any, files: _Files) -> None:
-    apply_sum, rollback_sum = files.checksums()
-    backend.execute(
-        "INSERT INTO vdata_migrations.checksum (migration_id, apply_sha256, rollback_sha256)"
-        " VALUES (:id, :apply, :rollback)"
-        " ON CONFLICT (migration_id) DO UPDATE SET apply_sha256 = EXCLUDED.apply_sha256,"
-        " rollback_sha256 = EXCLUDED.rollback_sha256, recorded_at = now()",
-        {"id": files.id, "apply": apply_sum, "rollback": rollback_sum},
-    )
-
-
-def _unrecord(backend: Any, migration_id: str) -> None:
-    backend.execute(
-        "DELETE FROM vdata_migrations.checksum WHERE migration_id = :id", {"id": migration_id}
-    )
-
-
-def _changed(files: _Files, recorded: tuple[str, str]) -> Path | None:
-    """Return the first file of *files* whose content differs from *recorded*."""
-    apply_sum, rollback_sum = files.checksums()
-    if apply_sum != recorded[0]:
-        return files.path
-    if rollback_sum != recorded[1]:
-        return files.rollback_path
-    return None
-
-
-def _verify(backend: Any, migrations: MigrationList, found: dict[str, _Files]) -> None:
+def _verify(
+    backend: Any, migrations: MigrationList, found: dict[str, _files.MigrationFiles]
+) -> None:
     """Refuse to run when an applied migration's files changed; adopt unrecorded ones."""
     applied = set(backend.get_applied_migration_hashes())
-    recorded = _recorded(backend.cursor())
+    recorded = _db.recorded(backend.cursor())
     for m in migrations:
         if m.hash not in applied or m.id not in found:
             continue
@@ -272,9 +90,9 @@ def _verify(backend: Any, migrations: MigrationList, found: dict[str, _Files]) -
             # Applied by plain yoyo, or by a vdata older than checksums.
             logger.warning("recording the checksum of %s, applied without one", m.id)
             with backend.transaction():
-                _record(backend, found[m.id])
+                _db.record(backend, found[m.id])
             continue
-        path = _changed(found[m.id], recorded[m.id])
+        path = _files.changed(found[m.id], recorded[m.id])
         if path is not None:
             raise MigrationChangedError(
                 f"vdata migrate: {path} was edited after migration {m.id} was applied; "
@@ -284,28 +102,14 @@ def _verify(backend: Any, migrations: MigrationList, found: dict[str, _Files]) -
             )
 
 
-# -- the runs ------------------------------------------------------------------
-
-
-def _load(directory: Path | None) -> tuple[MigrationList, dict[str, _Files]]:
+def _load(directory: Path | None) -> tuple[MigrationList, dict[str, _files.MigrationFiles]]:
     from yoyo import read_migrations
 
     directory = directory or migrations_dir()
-    return read_migrations(str(directory)), _files(directory)
+    return read_migrations(str(directory)), _files.find(directory)
 
 
-@contextmanager
-def _backend(uri: str) -> Iterator[Any]:
-    from yoyo import get_backend
-
-    backend = get_backend(uri)
-    try:
-        yield backend
-    finally:
-        backend.connection.close()
-
-
-def _run_one(backend: Any, m: Migration, files: _Files, direction: str) -> None:
+def _run_one(backend: Any, m: Migration, files: _files.MigrationFiles, direction: str) -> None:
     """Run *m* in *direction*, and its yoyo and checksum bookkeeping, in one transaction."""
     m.load()
     if not m.use_transactions:
@@ -314,18 +118,18 @@ def _run_one(backend: Any, m: Migration, files: _Files, direction: str) -> None:
         (backend.apply_one if direction == "apply" else backend.rollback_one)(m)
         with backend.transaction():
             if direction == "apply":
-                _record(backend, files)
+                _db.record(backend, files)
             else:
-                _unrecord(backend, m.id)
+                _db.unrecord(backend, m.id)
         return
     with backend.transaction():
         m.process_steps(backend, direction)
         if direction == "apply":
             backend.mark_one(m, log=False)
-            _record(backend, files)
+            _db.record(backend, files)
         else:
             backend.unmark_one(m, log=False)
-            _unrecord(backend, m.id)
+            _db.unrecord(backend, m.id)
         backend.log_migration(m, direction)
 
 
@@ -355,10 +159,10 @@ def apply(
     migrations, found = _load(directory)
     done: list[str] = []
     with (
-        _session(
+        _db.session(
             dsn, lock_timeout=lock_timeout, statement_timeout=statement_timeout, lock_wait=lock_wait
         ) as (conn, uri),
-        _backend(uri) as backend,
+        _db.open_backend(uri) as backend,
     ):
         _verify(backend, migrations, found)
         for m in backend.to_apply(migrations):
@@ -418,10 +222,10 @@ def rollback(
     migrations, found = _load(directory)
     done: list[str] = []
     with (
-        _session(
+        _db.session(
             dsn, lock_timeout=lock_timeout, statement_timeout=statement_timeout, lock_wait=lock_wait
         ) as (_conn, uri),
-        _backend(uri) as backend,
+        _db.open_backend(uri) as backend,
     ):
         _verify(backend, migrations, found)
         for m in list(backend.to_rollback(migrations))[:count]:
@@ -445,10 +249,10 @@ def status(dsn: str, *, directory: Path | None = None) -> list[MigrationState]:
 
     Read-only: creates nothing, takes no lock.
     """
-    found = _files(directory or migrations_dir())
-    params = _conninfo(dsn)
+    found = _files.find(directory or migrations_dir())
+    params = _db.conninfo(dsn)
     try:
-        with _connect(params) as conn, conn.cursor() as cur:
+        with _db.connect(params) as conn, conn.cursor() as cur:
             cur.execute(
                 "SELECT to_regclass('vdata_migrations._yoyo_migration'),"
                 " to_regclass('vdata_migrations.checksum')"
@@ -462,15 +266,15 @@ def status(dsn: str, *, directory: Path | None = None) -> list[MigrationState]:
                 )
                 applied = {mid: when for mid, when in cur.fetchall()}
             if row and row[1]:
-                recorded = _recorded(cur)
+                recorded = _db.recorded(cur)
     except psycopg.Error as exc:
-        raise MigrationError(f"vdata migrate: {_scrub(str(exc).strip(), params)}") from None
+        raise MigrationError(f"vdata migrate: {_db.scrub(str(exc).strip(), params)}") from None
     states = []
     for mid, files in found.items():
         if mid not in applied:
             states.append(MigrationState(mid, "pending", files.path))
             continue
-        changed = _changed(files, recorded[mid]) if mid in recorded else None
+        changed = _files.changed(files, recorded[mid]) if mid in recorded else None
         states.append(
             MigrationState(
                 mid,
@@ -495,25 +299,4 @@ def new(name: str, directory: Path | None = None) -> tuple[Path, Path]:
     underscores become hyphens. Return the two paths; raise MigrationError on
     a bad name.
     """
-    slug = re.sub(r"[^a-z0-9]+", "-", name.strip().lower()).strip("-")
-    if not _NEW_NAME.fullmatch(slug):
-        raise MigrationError(
-            f"vdata migrate new: {name!r} is not <verb>-<object> (e.g. add-tasks-labels)"
-        )
-    directory = directory or migrations_dir()
-    found = _files(directory)
-    numbered = [(int(mid.split(".")[0]), mid) for mid in found if mid.split(".")[0].isdigit()]
-    number, latest = max(numbered, default=(0, ""))
-    mid = f"{number + 1:04d}.{slug}"
-    path = directory / f"{mid}.sql"
-    rollback_path = directory / f"{mid}.rollback.sql"
-    depends = f"-- depends: {latest}\n" if latest else ""
-    path.write_text(
-        f"-- Why this step exists, for the DBA who reviews it (replace this line).\n{depends}\n",
-        encoding="utf-8",
-    )
-    rollback_path.write_text(
-        f"-- Undo {mid}: drop or restore what it changed, in reverse order.\n\n",
-        encoding="utf-8",
-    )
-    return path, rollback_path
+    return _files.create(name, directory)

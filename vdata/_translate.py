@@ -1,0 +1,228 @@
+"""Translate asyncpg and OS errors into the vdata error tree (``vdata.errors``).
+
+The SQLSTATE tables say which class a server error becomes; ``translate``
+also covers timeouts, client-side asyncpg errors and socket failures, and
+decides ``not_sent``. Public as ``vdata.errors.translate``.
+"""
+
+from __future__ import annotations
+
+__all__ = ["translate"]
+
+import re
+import socket
+import ssl
+from typing import Any
+
+import asyncpg
+
+from vdata.errors import (
+    ConflictError,
+    DatabaseError,
+    ForeignKeyError,
+    IntegrityError,
+    PermissionDeniedError,
+    QueryTimeoutError,
+    Stage,
+    TransientError,
+    UnavailableError,
+    ValidationError,
+    VdataError,
+    _safe_ident,
+)
+
+# SQLSTATE -> class, for the codes whose class differs from their two-char
+# class below or deserves a name. The transient codes here are the whole list:
+# ``vdata.retry.is_transient`` is ``isinstance(e, TransientError)``.
+_BY_CODE: dict[str, type[VdataError]] = {
+    "23505": ConflictError,  # unique_violation
+    "23P01": ConflictError,  # exclusion_violation: an overlapping row exists
+    "23503": ForeignKeyError,  # foreign_key_violation
+    "23001": ForeignKeyError,  # restrict_violation
+    "23502": ValidationError,  # not_null_violation
+    "23514": ValidationError,  # check_violation
+    "40001": TransientError,  # serialization_failure: re-run the transaction
+    "40P01": TransientError,  # deadlock_detected: re-run the transaction
+    "53300": TransientError,  # too_many_connections: sent at connect only
+    "57P01": TransientError,  # admin_shutdown
+    "57P02": TransientError,  # crash_shutdown
+    "57P03": TransientError,  # cannot_connect_now: starting up / recovering
+    "57P05": TransientError,  # idle_session_timeout: the session was reaped
+    "57014": QueryTimeoutError,  # query_canceled: statement_timeout
+    "55P03": QueryTimeoutError,  # lock_not_available: lock_timeout / NOWAIT
+    "25P03": QueryTimeoutError,  # idle_in_transaction_session_timeout
+    "25P04": QueryTimeoutError,  # transaction_timeout (PostgreSQL 17)
+    "42501": PermissionDeniedError,  # insufficient_privilege
+    # A write in a read-only transaction is a bug in the caller (readonly=True)
+    # or a connection to a standby; not the actor's permission, not retried.
+    "25006": DatabaseError,
+    # Commit outcome unknown: a retry could apply the write twice.
+    "08007": DatabaseError,
+    "08P01": DatabaseError,  # protocol_violation: a bug, not an outage
+    # vdata's own login failed: misconfiguration. Not AuthenticationError,
+    # which means an end user's credentials were wrong.
+    "28000": DatabaseError,
+    "28P01": DatabaseError,
+}
+
+_BY_CLASS: dict[str, type[VdataError]] = {
+    "08": TransientError,  # connection_exception
+    "22": ValidationError,  # data_exception: the value cannot be stored
+    "23": IntegrityError,  # integrity_constraint_violation
+    "53": UnavailableError,  # insufficient_resources: disk full, out of memory
+    "57": UnavailableError,  # operator_intervention: e.g. database dropped
+}
+
+# Codes the server only sends while a connection is being made, so the
+# statement was certainly not sent.
+_CONNECT_ONLY = frozenset({"08001", "08004", "28000", "28P01", "3D000", "53300", "57P03"})
+
+# Words a person can act on, for codes whose asyncpg class name says too little.
+_HINTS: dict[str, str] = {
+    "25006": "cannot write in a read-only transaction (readonly=True, or a standby)",
+    "28000": "the server rejected vdata's database role",
+    "28P01": "the server rejected vdata's database password",
+    "40001": "serialization failure: re-run the whole transaction",
+    "40P01": "deadlock detected: re-run the whole transaction",
+    "55P03": "lock not available (lock_timeout or NOWAIT)",
+    "57014": "statement canceled (statement_timeout or a cancel request)",
+}
+
+_FILE_ERRORS = (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError)
+_WORDS = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+_ARG_POSITION = re.compile(r"query argument \$(\d+)")
+
+
+def _condition(exc: BaseException, code: str) -> str:
+    # "UniqueViolationError" -> "unique violation": the class name is derived
+    # from errcodes.txt, never from the (value-bearing) server message.
+    name = type(exc).__name__.removesuffix("Error")
+    if name in ("UnknownPostgres", "Postgres", "") or not type(exc).__module__.startswith(
+        "asyncpg"
+    ):
+        return f"SQLSTATE {code}"
+    return _WORDS.sub(" ", name).lower()
+
+
+def _from_postgres(exc: asyncpg.PostgresError, query: str | None, stage: Stage) -> VdataError:
+    code = str(getattr(exc, "sqlstate", None) or "")
+    cls = _BY_CODE.get(code) or _BY_CLASS.get(code[:2], DatabaseError)
+    constraint = getattr(exc, "constraint_name", None)
+    parts = [_HINTS.get(code) or _condition(exc, code)]
+    if constraint:
+        parts.append(f"on constraint {_safe_ident(constraint)}")
+    table = getattr(exc, "table_name", None)
+    column = getattr(exc, "column_name", None)
+    if table:
+        schema = getattr(exc, "schema_name", None)
+        where = f"{schema}.{table}" if schema else table
+        at_column = f", column {_safe_ident(column)}" if column else ""
+        parts.append(f"(table {_safe_ident(where)}{at_column})")
+    position = _ARG_POSITION.search(str(exc)) if code.startswith("22") else None
+    if position:
+        # Client-side encoding errors repeat the value; the position is enough.
+        parts.append(f"(query argument ${position.group(1)})")
+    parts.append(f"[SQLSTATE {code or 'unknown'}]")
+    kwargs: dict[str, Any] = {
+        "sqlstate": code or None,
+        "constraint": constraint,
+        "query": query,
+        "not_sent": stage is not None or code in _CONNECT_ONLY,
+    }
+    if cls is ValidationError:
+        kwargs["field"] = column
+    return cls(" ".join(parts), **kwargs)
+
+
+def translate(exc: BaseException, *, query: str | None = None, stage: Stage = None) -> VdataError:
+    """Return the vdata error for *exc*; the caller raises it ``from exc``.
+
+    *query* (the named query) goes into the message; *stage* says whether the
+    failure happened while connecting or acquiring, which proves nothing was
+    sent. Messages are built from SQLSTATE, constraint, table and column names
+    only, never from the server's message or DETAIL, which repeat values.
+    """
+    if isinstance(exc, VdataError):
+        return exc
+    if isinstance(exc, asyncpg.PostgresError):
+        return _from_postgres(exc, query, stage)
+    before = stage is not None
+    if isinstance(exc, TimeoutError):  # asyncio.TimeoutError is TimeoutError
+        if stage == "connect":
+            return TransientError(
+                "timed out connecting to the server (connect_timeout)",
+                query=query,
+                reason="connect_timeout",
+                not_sent=True,
+            )
+        if stage == "acquire":
+            # A busy pool is back-pressure, not an outage: not retried (that
+            # would multiply the wait) and not counted by the breaker.
+            return UnavailableError(
+                "no pooled connection became free within acquire_timeout",
+                query=query,
+                reason="acquire_timeout",
+                not_sent=True,
+            )
+        return QueryTimeoutError(
+            "no reply from the server within command_timeout",
+            query=query,
+            reason="command_timeout",
+        )
+    if isinstance(exc, asyncpg.exceptions.InternalClientError):
+        # "cannot switch to state N; another operation is in progress": the
+        # connection's protocol is out of step (seen when its backend was
+        # terminated while it sat idle in the pool). asyncpg raises this
+        # before writing anything, and the connection is unusable.
+        return TransientError(
+            "the connection is broken", query=query, reason="connection_closed", not_sent=True
+        )
+    if isinstance(exc, asyncpg.InterfaceError):
+        text = str(exc)
+        if "pool is clos" in text:
+            return UnavailableError(
+                "the pool is closing or closed", query=query, reason="pool_closed", not_sent=True
+            )
+        if "connection is closed" in text:
+            # asyncpg refuses before writing anything to the socket.
+            return TransientError(
+                "the connection is closed", query=query, reason="connection_closed", not_sent=True
+            )
+        if isinstance(exc, ValueError):
+            return ValidationError(
+                "invalid query argument", query=query, reason="bad_argument", not_sent=True
+            )
+        return DatabaseError(
+            f"asyncpg client error ({type(exc).__name__})",
+            query=query,
+            reason="client_error",
+            not_sent=before,
+        )
+    if isinstance(exc, (ssl.SSLCertVerificationError, *_FILE_ERRORS)):
+        # A certificate that does not verify, or a missing sslrootcert file,
+        # is configuration: retrying cannot fix it.
+        return DatabaseError(
+            f"cannot connect: {type(exc).__name__} (check the TLS settings)",
+            query=query,
+            reason="connect_config",
+            not_sent=True,
+        )
+    if isinstance(exc, OSError):
+        # Refused and DNS failures can only happen while connecting; a reset
+        # or broken pipe mid-statement may come after the server ran it.
+        connecting = before or isinstance(exc, (ConnectionRefusedError, socket.gaierror))
+        if connecting:
+            return TransientError(
+                f"cannot connect to the server ({type(exc).__name__})",
+                query=query,
+                reason="connect_failed",
+                not_sent=True,
+            )
+        return TransientError(
+            f"connection to the server lost ({type(exc).__name__})",
+            query=query,
+            reason="connection_lost",
+        )
+    return DatabaseError(
+        f"unexpected {type(exc).__name__}", query=query, reason="unexpected", not_sent=before
+    )
