@@ -72,3 +72,10 @@ async def test_a_tiny_run_writes_table_json_markdown_and_png(
 def test_cli_rejects_an_unknown_operation(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["bench", "--only", "no_such_op", "--dsn", "postgresql://unused"]) == 2
     assert "unknown operation" in capsys.readouterr().err
+
+
+def test_cli_exits_2_when_the_dsn_cannot_be_used(capsys: pytest.CaptureFixture[str]) -> None:
+    # Port 1 on loopback: nothing listens there, the connection is refused.
+    dsn = "postgresql://postgres@127.0.0.1:1/none"
+    assert main(["bench", "--quick", "--only", "get_by_id", "--dsn", dsn]) == 2
+    assert "cannot use --dsn" in capsys.readouterr().err

@@ -50,7 +50,10 @@ def _database(dsn: str | None) -> Iterator[tuple[str, str]]:
     from vdata import migrations, pgserver
 
     if dsn:
-        migrations.apply(dsn, app_role=_APP_ROLE)
+        try:
+            migrations.apply(dsn, app_role=_APP_ROLE)
+        except Exception as exc:  # unreachable, refused, not migratable: not usable
+            raise _NoDatabase(f"cannot use --dsn: {exc}") from exc
         yield dsn, dsn
         return
     try:
