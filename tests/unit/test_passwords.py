@@ -224,17 +224,20 @@ async def test_dummy_verify_costs_about_as_much_as_a_real_one() -> None:
     hashed = await hasher.hash(PASSWORD)
     await hasher.verify_dummy(PASSWORD)  # the first call makes the dummy hash
 
-    async def median(call: Any) -> float:
-        times = []
-        for _ in range(9):
-            start = time.perf_counter()
-            await call()
-            times.append(time.perf_counter() - start)
-        return statistics.median(times)
+    async def timed(call: Any) -> float:
+        start = time.perf_counter()
+        await call()
+        return time.perf_counter() - start
 
-    real = await median(lambda: hasher.verify(hashed, "wrong password"))
-    dummy = await median(lambda: hasher.verify_dummy("wrong password"))
-    assert 0.5 <= dummy / real <= 2.0, (dummy, real)
+    # Interleaved, so that load from other processes falls on both alike.
+    real_times, dummy_times = [], []
+    for _ in range(11):
+        real_times.append(await timed(lambda: hasher.verify(hashed, "wrong password")))
+        dummy_times.append(await timed(lambda: hasher.verify_dummy("wrong password")))
+    real, dummy = statistics.median(real_times), statistics.median(dummy_times)
+    # A dummy that skipped the work would be ~1000x cheaper; the band only
+    # absorbs scheduling noise on a shared 2-core machine.
+    assert 0.4 <= dummy / real <= 2.5, (dummy, real)
 
 
 async def test_dummy_hash_is_made_once_and_with_current_parameters() -> None:
