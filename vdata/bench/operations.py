@@ -10,11 +10,14 @@ does the same work for all of them.
 from __future__ import annotations
 
 __all__ = [
+    "ACTOR",
+    "BENCH_SECRET",
     "BULK",
     "OPS",
     "PASSWORD",
     "Workload",
     "cheap_settings",
+    "positions",
     "read_sql",
     "seed",
     "seed_audit",
@@ -48,11 +51,6 @@ PASSWORD = "bench-password-1"  # noqa: S105 (a throwaway benchmark account)
 ACTOR = "bench"
 BENCH_SECRET = "vdata-bench-secret"  # noqa: S105 (pepper of a throwaway database)
 UPDATE_TARGETS = 65  # one row per throughput worker (64) and one for latency mode
-
-
-def sql_text(name: str) -> str:
-    """Return the SQL text of vdata's named query *name*."""
-    return load()[name].sql
 
 
 def positions(q: Query) -> dict[str, int]:
