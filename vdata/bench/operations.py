@@ -34,7 +34,7 @@ import asyncpg
 
 import vdata
 from vdata.models.tasks import NewTask
-from vdata.queries import Query, load
+from vdata.queries import Query
 
 # The operations of issue 7, in report order; BULK runs in latency mode only.
 OPS = (
