@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import statistics
+import sys
 import threading
 import time
 from typing import Any
@@ -317,3 +319,15 @@ def test_one_hasher_serves_several_event_loops() -> None:
 
     assert len(asyncio.run(burst())) == 3
     assert len(asyncio.run(burst())) == 3
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice is Linux-only")
+async def test_hashing_threads_run_nicer_than_the_event_loop() -> None:
+    hasher = PasswordHasher(**FAST)
+    loop_nice = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    def niceness() -> int:
+        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    worker_nice = await hasher._run(niceness)
+    assert worker_nice == min(19, loop_nice + 10)
