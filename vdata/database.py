@@ -16,7 +16,7 @@ import asyncpg
 from vdata import _pool
 from vdata.breaker import CircuitBreaker
 from vdata.errors import Stage, TransientError, UnavailableError, VdataError, translate
-from vdata.health import BreakerHealth, Counters, Health, PoolHealth
+from vdata.health import Counters, Health, health_report
 from vdata.queries import Query
 from vdata.repositories import Areas
 from vdata.retry import is_transient, proves_not_sent, retry_call
@@ -172,11 +172,7 @@ class Database(Areas):
             error = self._failed(exc, q, None)
             await pool.release(conn)
             raise error from exc
-        if _releases_inline(conn, raw, self._release_policy):
-            raw._on_release()
-            await conn._holder.release(None)  # never suspends here: see _releases_inline
-        else:
-            await pool.release(conn)
+        await self._release_policy.give_back(pool, conn)
         breaker.on_success()
         elapsed = time.perf_counter() - started
         if elapsed >= self._slow:
@@ -279,96 +275,16 @@ class Database(Areas):
             )
 
     async def _release(self, conn: asyncpg.Connection, *, failed: bool = False) -> None:
-        raw = getattr(conn, "_con", conn)
-        if raw is None:  # closed meanwhile (e.g. idle_in_transaction timeout): already released
-            pass
-        elif failed:
-            self._release_policy.mark(raw)
-        elif _releases_inline(conn, raw, self._release_policy):
-            raw._on_release()
-            await conn._holder.release(None)
-            return
-        await self._pool.release(conn)
+        await self._release_policy.give_back(self._pool, conn, failed=failed)
 
     # -- health -----------------------------------------------------------
 
     async def health(self, timeout: float = 2.0) -> Health:
         """Return the state of server, pool and breaker; never raises."""
-        ok, latency, version, error = False, None, None, None
-        started = time.perf_counter()
-        try:
-            async with asyncio.timeout(timeout):
-                async with self._pool.acquire() as conn:
-                    version = await conn.fetchval("SHOW server_version")
-            latency = (time.perf_counter() - started) * 1000
-            ok = True
-        except Exception as exc:
-            err = exc if isinstance(exc, VdataError) else translate(exc)
-            error = f"{type(err).__name__}: {err}"
-        snap = self.breaker.snapshot()
-        pool = self._pool
-        size, idle = pool.get_size(), pool.get_idle_size()
-        counters = self.counters
-        return Health(
-            ok=ok,
-            latency_ms=latency,
-            server_version=version,
-            error=error,
-            pool=PoolHealth(
-                size=size,
-                min_size=pool.get_min_size(),
-                max_size=pool.get_max_size(),
-                idle=idle,
-                in_use=size - idle,
-            ),
-            breaker=BreakerHealth(
-                state=str(snap.state),
-                consecutive_failures=snap.consecutive_failures,
-                times_opened=snap.times_opened,
-                last_failure_kind=snap.last_failure_kind,
-            ),
-            queries=counters.queries,
-            retries=counters.retries,
-            slow_queries=counters.slow_queries,
-            connect_failures=counters.connect_failures,
-            failures=dict(counters.failures),
-        )
+        return await health_report(self._pool, self.breaker, self.counters, timeout=timeout)
 
 
 _RERUN = frozenset({"40001", "40P01"})
-
-
-def _releases_inline(conn: Any, raw: Any, policy: _pool.Release) -> bool:
-    """Say whether *conn* can skip ``Pool.release``'s ``asyncio.shield()``.
-
-    ``Pool.release`` awaits the holder's release inside ``asyncio.shield()``,
-    a new Task per release that costs three extra turns of the event loop
-    (profiled: 5 loop iterations per pooled ``db.users.get`` instead of 2;
-    measured by ``vdata bench``: about 40 us of client CPU per call on the
-    2-core test machine). The shield only matters when the release can
-    suspend, and so be cancelled half-way. It cannot when vdata's own reset
-    callback runs and has nothing to send (the connection is not marked),
-    no transaction is open (no ROLLBACK), no cancellation is in flight, and
-    asyncpg will not close the connection (max_queries, expired generation):
-    then the holder's release runs to completion in one step and is awaited
-    directly. This reads asyncpg internals (checked against 0.32); if any is
-    missing, the answer is False and ``Pool.release`` runs as before.
-    """
-    try:
-        holder = conn._holder
-        protocol = raw._protocol
-        return bool(
-            holder._pool._reset is policy
-            and raw._top_xact is None
-            and not protocol.is_in_transaction()
-            and not protocol._is_cancelling()
-            and not raw.is_closed()
-            and protocol.queries_count < holder._max_queries
-            and holder._generation == holder._pool._generation
-            and policy.is_clean(raw)
-        )
-    except AttributeError:
-        return False
 
 
 async def connect(dsn: str | None = None, *, settings: Settings | None = None) -> Database:

@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
-__all__ = ["BreakerHealth", "Counters", "Health", "PoolHealth"]
+__all__ = ["BreakerHealth", "Counters", "Health", "PoolHealth", "health_report"]
 
+import asyncio
+import time
 from collections import Counter
+from typing import TYPE_CHECKING
 
 import msgspec
+
+from vdata.errors import translate
+from vdata.queries import query
+
+if TYPE_CHECKING:
+    import asyncpg
+
+    from vdata.breaker import CircuitBreaker
 
 
 class Counters:
@@ -65,3 +76,50 @@ class Health(msgspec.Struct, frozen=True, kw_only=True):
     slow_queries: int
     connect_failures: int
     failures: dict[str, int]
+
+
+async def health_report(
+    pool: asyncpg.Pool, breaker: CircuitBreaker, counters: Counters, *, timeout: float
+) -> Health:
+    """Ping the server through *pool* within *timeout*; report it all; never raise.
+
+    The ping bypasses the breaker on purpose: health must tell whether the
+    server answers now, even while the breaker is still open.
+    """
+    ok, latency, version, error = False, None, None, None
+    started = time.perf_counter()
+    try:
+        async with asyncio.timeout(timeout), pool.acquire() as conn:
+            # Looked up here, not at import: importing vdata loads no SQL.
+            version = str(await conn.fetchval(query("health.get_server_version").sql))
+        latency = (time.perf_counter() - started) * 1000
+        ok = True
+    except Exception as exc:
+        err = translate(exc)
+        error = f"{type(err).__name__}: {err}"
+    snap = breaker.snapshot()
+    size, idle = pool.get_size(), pool.get_idle_size()
+    return Health(
+        ok=ok,
+        latency_ms=latency,
+        server_version=version,
+        error=error,
+        pool=PoolHealth(
+            size=size,
+            min_size=pool.get_min_size(),
+            max_size=pool.get_max_size(),
+            idle=idle,
+            in_use=size - idle,
+        ),
+        breaker=BreakerHealth(
+            state=str(snap.state),
+            consecutive_failures=snap.consecutive_failures,
+            times_opened=snap.times_opened,
+            last_failure_kind=snap.last_failure_kind,
+        ),
+        queries=counters.queries,
+        retries=counters.retries,
+        slow_queries=counters.slow_queries,
+        connect_failures=counters.connect_failures,
+        failures=dict(counters.failures),
+    )
