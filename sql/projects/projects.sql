@@ -91,65 +91,115 @@ WHERE
 -- name: list_projects_visible(as_user, search, owned_only, archived, offset, page_size)
 -- Return one offset page of the projects as_user may see, by name then id;
 -- search matches a case-insensitive substring of the name.
+-- Visible is owned, or public (unless owned_only): two disjoint branches, so
+-- each has its index (index_projects_on_owner_id; the public, live projects'
+-- index_projects_on_name_and_id, already in page order) instead of one
+-- OR that reads every project.
+-- not-null: id, owner_id, name, description, is_public, created_at, created_by
+-- not-null: updated_at, updated_by, version
 SELECT
-    p.id,
-    p.owner_id,
-    p.name,
-    p.description,
-    p.is_public,
-    p.archived_at,
-    p.created_at,
-    p.created_by,
-    p.updated_at,
-    p.updated_by,
-    p.version,
-    p.deleted_at,
-    p.deleted_by
-FROM app.projects AS p
-WHERE
-    p.deleted_at IS NULL
-    AND (p.owner_id = :as_user OR (p.is_public AND NOT :owned_only))
-    AND (:archived OR p.archived_at IS NULL)
-    AND (:search::text IS NULL OR strpos(lower(p.name), lower(:search::text)) > 0)
-ORDER BY p.name, p.id
+    v.id,
+    v.owner_id,
+    v.name,
+    v.description,
+    v.is_public,
+    v.archived_at,
+    v.created_at,
+    v.created_by,
+    v.updated_at,
+    v.updated_by,
+    v.version,
+    v.deleted_at,
+    v.deleted_by
+FROM (
+    SELECT p.*
+    FROM app.projects AS p
+    WHERE
+        p.owner_id = :as_user
+        AND p.deleted_at IS NULL
+        AND (:archived OR p.archived_at IS NULL)
+        AND (:search::text IS NULL OR strpos(lower(p.name), lower(:search::text)) > 0)
+    UNION ALL
+    SELECT p.*
+    FROM app.projects AS p
+    WHERE
+        p.is_public
+        AND NOT :owned_only
+        AND p.owner_id IS DISTINCT FROM :as_user
+        AND p.deleted_at IS NULL
+        AND (:archived OR p.archived_at IS NULL)
+        AND (:search::text IS NULL OR strpos(lower(p.name), lower(:search::text)) > 0)
+) AS v
+ORDER BY v.name, v.id
 LIMIT :page_size
 OFFSET :offset; -- noqa: PRS
 
 -- name: count_projects_visible(as_user, search, owned_only, archived)$
--- Return how many projects list_projects_visible would list over all pages.
+-- Return how many projects list_projects_visible would list over all pages
+-- (its two branches, counted apart).
 SELECT count(*) AS total
-FROM app.projects AS p
-WHERE
-    p.deleted_at IS NULL
-    AND (p.owner_id = :as_user OR (p.is_public AND NOT :owned_only))
-    AND (:archived OR p.archived_at IS NULL)
-    AND (:search::text IS NULL OR strpos(lower(p.name), lower(:search::text)) > 0);
+FROM (
+    SELECT p.*
+    FROM app.projects AS p
+    WHERE
+        p.owner_id = :as_user
+        AND p.deleted_at IS NULL
+        AND (:archived OR p.archived_at IS NULL)
+        AND (:search::text IS NULL OR strpos(lower(p.name), lower(:search::text)) > 0)
+    UNION ALL
+    SELECT p.*
+    FROM app.projects AS p
+    WHERE
+        p.is_public
+        AND NOT :owned_only
+        AND p.owner_id IS DISTINCT FROM :as_user
+        AND p.deleted_at IS NULL
+        AND (:archived OR p.archived_at IS NULL)
+        AND (:search::text IS NULL OR strpos(lower(p.name), lower(:search::text)) > 0)
+) AS v;
 
 -- name: list_projects_after(as_user, search, owned_only, archived, after_name, after_id, page_size)
 -- Return up to page_size projects as_user may see, by name then id, after
--- the keyset position (after_name, after_id); filters as list_projects_visible.
+-- the keyset position (after_name, after_id); filters and branches as
+-- list_projects_visible.
+-- not-null: id, owner_id, name, description, is_public, created_at, created_by
+-- not-null: updated_at, updated_by, version
 SELECT
-    p.id,
-    p.owner_id,
-    p.name,
-    p.description,
-    p.is_public,
-    p.archived_at,
-    p.created_at,
-    p.created_by,
-    p.updated_at,
-    p.updated_by,
-    p.version,
-    p.deleted_at,
-    p.deleted_by
-FROM app.projects AS p
-WHERE
-    p.deleted_at IS NULL
-    AND (p.owner_id = :as_user OR (p.is_public AND NOT :owned_only))
-    AND (:archived OR p.archived_at IS NULL)
-    AND (:search::text IS NULL OR strpos(lower(p.name), lower(:search::text)) > 0)
-    AND (:after_name::text IS NULL OR (p.name, p.id) > (:after_name::text, :after_id::uuid))
-ORDER BY p.name, p.id
+    v.id,
+    v.owner_id,
+    v.name,
+    v.description,
+    v.is_public,
+    v.archived_at,
+    v.created_at,
+    v.created_by,
+    v.updated_at,
+    v.updated_by,
+    v.version,
+    v.deleted_at,
+    v.deleted_by
+FROM (
+    SELECT p.*
+    FROM app.projects AS p
+    WHERE
+        p.owner_id = :as_user
+        AND p.deleted_at IS NULL
+        AND (:archived OR p.archived_at IS NULL)
+        AND (:search::text IS NULL OR strpos(lower(p.name), lower(:search::text)) > 0)
+        AND (:after_name::text IS NULL OR (p.name, p.id) > (:after_name::text, :after_id::uuid))
+    UNION ALL
+    SELECT p.*
+    FROM app.projects AS p
+    WHERE
+        p.is_public
+        AND NOT :owned_only
+        AND p.owner_id IS DISTINCT FROM :as_user
+        AND p.deleted_at IS NULL
+        AND (:archived OR p.archived_at IS NULL)
+        AND (:search::text IS NULL OR strpos(lower(p.name), lower(:search::text)) > 0)
+        AND (:after_name::text IS NULL OR (p.name, p.id) > (:after_name::text, :after_id::uuid))
+) AS v
+ORDER BY v.name, v.id
 LIMIT :page_size;
 
 -- name: update_project(id, as_user, expected_version, name, description, is_public, actor)^

@@ -100,25 +100,14 @@ WITH old AS (
     WHERE
         t.id = :id
         AND t.deleted_at IS NULL
-        AND (
-            t.project_id IN (
-                SELECT p.id
-                FROM app.projects AS p
-                WHERE
-                    p.deleted_at IS NULL
-                    AND p.archived_at IS NULL
-                    AND p.owner_id = :as_user
-            )
-            OR (
-                t.assignee_id = :as_user
-                AND t.project_id IN (
-                    SELECT p.id
-                    FROM app.projects AS p
-                    WHERE
-                        p.deleted_at IS NULL
-                        AND p.archived_at IS NULL
-                )
-            )
+        AND EXISTS (
+            SELECT p.id
+            FROM app.projects AS p
+            WHERE
+                p.id = t.project_id
+                AND p.deleted_at IS NULL
+                AND p.archived_at IS NULL
+                AND (p.owner_id = :as_user OR t.assignee_id = :as_user)
         )
         AND t.version = :version
     FOR UPDATE
@@ -180,11 +169,12 @@ WITH old AS (
     WHERE
         t.id = :id
         AND t.deleted_at IS NULL
-        AND t.project_id IN (
+        AND EXISTS (
             SELECT p.id
             FROM app.projects AS p
             WHERE
-                p.deleted_at IS NULL
+                p.id = t.project_id
+                AND p.deleted_at IS NULL
                 AND p.archived_at IS NULL
                 AND p.owner_id = :as_user
         )
@@ -257,25 +247,14 @@ WITH old AS (
     WHERE
         t.id = :id
         AND t.deleted_at IS NULL
-        AND (
-            t.project_id IN (
-                SELECT p.id
-                FROM app.projects AS p
-                WHERE
-                    p.deleted_at IS NULL
-                    AND p.archived_at IS NULL
-                    AND p.owner_id = :as_user
-            )
-            OR (
-                t.assignee_id = :as_user
-                AND t.project_id IN (
-                    SELECT p.id
-                    FROM app.projects AS p
-                    WHERE
-                        p.deleted_at IS NULL
-                        AND p.archived_at IS NULL
-                )
-            )
+        AND EXISTS (
+            SELECT p.id
+            FROM app.projects AS p
+            WHERE
+                p.id = t.project_id
+                AND p.deleted_at IS NULL
+                AND p.archived_at IS NULL
+                AND (p.owner_id = :as_user OR t.assignee_id = :as_user)
         )
         AND app.task_status_transition_allowed(t.status, :status)
         AND (:version::integer IS NULL OR t.version = :version::integer)
@@ -335,11 +314,12 @@ WITH old AS (
     WHERE
         t.id = :id
         AND t.deleted_at IS NULL
-        AND t.project_id IN (
+        AND EXISTS (
             SELECT p.id
             FROM app.projects AS p
             WHERE
-                p.deleted_at IS NULL
+                p.id = t.project_id
+                AND p.deleted_at IS NULL
                 AND p.archived_at IS NULL
                 AND p.owner_id = :as_user
         )
@@ -401,25 +381,14 @@ WITH old AS (
     WHERE
         t.id = any(:ids::uuid[])
         AND t.deleted_at IS NULL
-        AND (
-            t.project_id IN (
-                SELECT p.id
-                FROM app.projects AS p
-                WHERE
-                    p.deleted_at IS NULL
-                    AND p.archived_at IS NULL
-                    AND p.owner_id = :as_user
-            )
-            OR (
-                t.assignee_id = :as_user
-                AND t.project_id IN (
-                    SELECT p.id
-                    FROM app.projects AS p
-                    WHERE
-                        p.deleted_at IS NULL
-                        AND p.archived_at IS NULL
-                )
-            )
+        AND EXISTS (
+            SELECT p.id
+            FROM app.projects AS p
+            WHERE
+                p.id = t.project_id
+                AND p.deleted_at IS NULL
+                AND p.archived_at IS NULL
+                AND (p.owner_id = :as_user OR t.assignee_id = :as_user)
         )
     ORDER BY t.id  -- one lock order for every bulk writer: no deadlocks
     FOR UPDATE

@@ -2,6 +2,9 @@
 -- that the user owns or that is public, or a task assigned to the user.
 -- Writes need a live, unarchived project; update and status changes are for
 -- the project owner or the task's assignee, the rest for the owner only.
+-- Each rule is one correlated EXISTS on the task's project (a pk_projects
+-- probe per task), never `project_id IN (SELECT ... FROM app.projects)`,
+-- which reads every project on each call.
 -- Reads are here; writes (each with its audit event in the same statement)
 -- are in task_writes.sql, the same aiosql namespace.
 -- `-- noqa: PRS` on OFFSET: see sql/users/users.sql.
@@ -33,22 +36,13 @@ FROM app.tasks AS t
 WHERE
     t.id = :id
     AND t.deleted_at IS NULL
-    AND (
-        t.project_id IN (
-            SELECT p.id
-            FROM app.projects AS p
-            WHERE
-                p.deleted_at IS NULL
-                AND (p.owner_id = :as_user OR p.is_public)
-        )
-        OR (
-            t.assignee_id = :as_user
-            AND t.project_id IN (
-                SELECT p.id
-                FROM app.projects AS p
-                WHERE p.deleted_at IS NULL
-            )
-        )
+    AND EXISTS (
+        SELECT p.id
+        FROM app.projects AS p
+        WHERE
+            p.id = t.project_id
+            AND p.deleted_at IS NULL
+            AND (p.owner_id = :as_user OR p.is_public OR t.assignee_id = :as_user)
     );
 
 -- name: get_task_access(id, as_user)^
@@ -128,22 +122,13 @@ WHERE
         :after_at::timestamptz IS NULL
         OR (t.created_at, t.id) > (:after_at::timestamptz, :after_id::uuid)
     )
-    AND (
-        t.project_id IN (
-            SELECT p.id
-            FROM app.projects AS p
-            WHERE
-                p.deleted_at IS NULL
-                AND (p.owner_id = :as_user OR p.is_public)
-        )
-        OR (
-            t.assignee_id = :as_user
-            AND t.project_id IN (
-                SELECT p.id
-                FROM app.projects AS p
-                WHERE p.deleted_at IS NULL
-            )
-        )
+    AND EXISTS (
+        SELECT p.id
+        FROM app.projects AS p
+        WHERE
+            p.id = t.project_id
+            AND p.deleted_at IS NULL
+            AND (p.owner_id = :as_user OR p.is_public OR t.assignee_id = :as_user)
     )
 ORDER BY t.created_at, t.id
 LIMIT :page_size;
@@ -177,22 +162,13 @@ WHERE
         :after_at::timestamptz IS NULL
         OR (t.created_at, t.id) > (:after_at::timestamptz, :after_id::uuid)
     )
-    AND (
-        t.project_id IN (
-            SELECT p.id
-            FROM app.projects AS p
-            WHERE
-                p.deleted_at IS NULL
-                AND (p.owner_id = :as_user OR p.is_public)
-        )
-        OR (
-            t.assignee_id = :as_user
-            AND t.project_id IN (
-                SELECT p.id
-                FROM app.projects AS p
-                WHERE p.deleted_at IS NULL
-            )
-        )
+    AND EXISTS (
+        SELECT p.id
+        FROM app.projects AS p
+        WHERE
+            p.id = t.project_id
+            AND p.deleted_at IS NULL
+            AND (p.owner_id = :as_user OR p.is_public OR t.assignee_id = :as_user)
     )
 ORDER BY t.created_at, t.id
 LIMIT :page_size;
@@ -225,22 +201,13 @@ WHERE
         :after_at::timestamptz IS NULL
         OR (t.created_at, t.id) > (:after_at::timestamptz, :after_id::uuid)
     )
-    AND (
-        t.project_id IN (
-            SELECT p.id
-            FROM app.projects AS p
-            WHERE
-                p.deleted_at IS NULL
-                AND (p.owner_id = :as_user OR p.is_public)
-        )
-        OR (
-            t.assignee_id = :as_user
-            AND t.project_id IN (
-                SELECT p.id
-                FROM app.projects AS p
-                WHERE p.deleted_at IS NULL
-            )
-        )
+    AND EXISTS (
+        SELECT p.id
+        FROM app.projects AS p
+        WHERE
+            p.id = t.project_id
+            AND p.deleted_at IS NULL
+            AND (p.owner_id = :as_user OR p.is_public OR t.assignee_id = :as_user)
     )
 ORDER BY t.created_at, t.id
 LIMIT :page_size;
@@ -272,22 +239,13 @@ WHERE
     AND t.status NOT IN ('done', 'cancelled')
     AND t.deleted_at IS NULL
     AND (:project_id::uuid IS NULL OR t.project_id = :project_id::uuid)
-    AND (
-        t.project_id IN (
-            SELECT p.id
-            FROM app.projects AS p
-            WHERE
-                p.deleted_at IS NULL
-                AND (p.owner_id = :as_user OR p.is_public)
-        )
-        OR (
-            t.assignee_id = :as_user
-            AND t.project_id IN (
-                SELECT p.id
-                FROM app.projects AS p
-                WHERE p.deleted_at IS NULL
-            )
-        )
+    AND EXISTS (
+        SELECT p.id
+        FROM app.projects AS p
+        WHERE
+            p.id = t.project_id
+            AND p.deleted_at IS NULL
+            AND (p.owner_id = :as_user OR p.is_public OR t.assignee_id = :as_user)
     )
 ORDER BY t.due_at, t.id
 LIMIT :page_size;
@@ -319,22 +277,13 @@ WHERE
     AND t.status NOT IN ('done', 'cancelled')
     AND t.deleted_at IS NULL
     AND (:project_id::uuid IS NULL OR t.project_id = :project_id::uuid)
-    AND (
-        t.project_id IN (
-            SELECT p.id
-            FROM app.projects AS p
-            WHERE
-                p.deleted_at IS NULL
-                AND (p.owner_id = :as_user OR p.is_public)
-        )
-        OR (
-            t.assignee_id = :as_user
-            AND t.project_id IN (
-                SELECT p.id
-                FROM app.projects AS p
-                WHERE p.deleted_at IS NULL
-            )
-        )
+    AND EXISTS (
+        SELECT p.id
+        FROM app.projects AS p
+        WHERE
+            p.id = t.project_id
+            AND p.deleted_at IS NULL
+            AND (p.owner_id = :as_user OR p.is_public OR t.assignee_id = :as_user)
     )
 ORDER BY t.due_at, t.id
 LIMIT :page_size;
