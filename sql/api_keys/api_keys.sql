@@ -461,6 +461,9 @@ FROM new_key AS n;
 -- Delete keys that expired more than older_than_seconds ago, auditing each;
 -- return how many were deleted. Keys rotated from them keep working
 -- (fk_api_keys_rotated_from_id_api_keys sets their rotated_from_id to null).
+-- api_keys is the smallest growing table (keys per user, not per request);
+-- an index on expires_at would cost every key write for one periodic scan.
+-- seqscan-ok: the scheduled purge job (maintenance), not a request path
 WITH purged AS (
     DELETE FROM app.api_keys AS k
     WHERE k.expires_at <= now() - make_interval(secs => :older_than_seconds::double precision)

@@ -118,6 +118,10 @@ LIMIT :page_size;
 -- name: count_audit_events_by_day(since, until)
 -- Return how many events of each action happened on each UTC day in
 -- [since, until) (None: unbounded), by day then action.
+-- The bounds are written as one range on occurred_at (coalesce to
+-- -infinity/infinity; the service never writes an infinite occurred_at), so
+-- even the generic plan skips the months outside it and can use
+-- index_audit_log_on_occurred_at; `(:since IS NULL OR ...)` could do neither.
 -- not-null: occurred_on, events
 SELECT
     a.action,
@@ -125,14 +129,15 @@ SELECT
     count(*) AS events
 FROM app.audit_log AS a
 WHERE
-    (:since::timestamptz IS NULL OR a.occurred_at >= :since::timestamptz)
-    AND (:until::timestamptz IS NULL OR a.occurred_at < :until::timestamptz)
+    a.occurred_at >= coalesce(:since::timestamptz, '-infinity')
+    AND a.occurred_at < coalesce(:until::timestamptz, 'infinity')
 GROUP BY (a.occurred_at AT TIME ZONE 'UTC')::date, a.action
 ORDER BY occurred_on, a.action;
 
 -- name: list_audit_events_for_export(since, until)
 -- Return every event in [since, until) (None: unbounded) in chain order;
--- read it through a server-side cursor, never all at once.
+-- read it through a server-side cursor, never all at once. Bounds as in
+-- count_audit_events_by_day.
 SELECT
     a.id,
     a.occurred_at,
@@ -148,8 +153,8 @@ SELECT
     abbrev(a.ip) AS ip
 FROM app.audit_log AS a
 WHERE
-    (:since::timestamptz IS NULL OR a.occurred_at >= :since::timestamptz)
-    AND (:until::timestamptz IS NULL OR a.occurred_at < :until::timestamptz)
+    a.occurred_at >= coalesce(:since::timestamptz, '-infinity')
+    AND a.occurred_at < coalesce(:until::timestamptz, 'infinity')
 ORDER BY a.id;
 
 -- name: verify_audit_chain(since, until, from_id)^

@@ -272,6 +272,11 @@ SELECT count(*) FROM revoked;
 -- name: delete_expired_sessions(older_than_seconds, actor)$
 -- Delete sessions that expired or were revoked more than older_than_seconds
 -- ago, auditing each; return how many were deleted. Nothing can fail.
+-- Its bound is a parameter, so the generic plan assumes a third of the
+-- table matches each arm and reads it all; called with a value, the plan
+-- uses index_sessions_on_expires_at and index_sessions_on_revoked_at (a
+-- BitmapOr) when few rows have expired.
+-- seqscan-ok: the scheduled purge job (maintenance), not a request path
 WITH purged AS (
     DELETE FROM app.sessions AS s
     WHERE

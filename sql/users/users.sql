@@ -201,6 +201,10 @@ OFFSET :offset; -- noqa: PRS
 
 -- name: count_users(active, verified, search, with_deleted)$
 -- Return how many users the list_users_* filters match across all pages.
+-- Counting every user the filters (active, verified, a prefix of username
+-- or email) match reads each of them whatever the index; paging through
+-- users on a hot path is list_after, which counts nothing.
+-- seqscan-ok: the total of users.list_page, an admin listing, not a hot path
 SELECT count(*) AS total
 FROM app.users AS u
 WHERE
