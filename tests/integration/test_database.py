@@ -276,3 +276,48 @@ async def test_reads_survive_every_backend_being_terminated(vdata_dsn: str, app_
         await asyncio.gather(killer(), *(reader() for _ in range(8)))
         assert len(results) > 50 and set(results) == {1}
         assert db.counters.retries > 0
+
+
+@pytest.mark.parametrize("method", ["fetch", "fetchval", "execute", "fetchrow"])
+async def test_every_transaction_call_translates_server_errors(
+    db: vdata.Database, method: str
+) -> None:
+    async with db.transaction() as tx:
+        with pytest.raises(vdata.ValidationError) as caught:
+            async with tx.transaction() as savepoint:
+                await getattr(savepoint, method)(q("insert_note"), ("w" * 101,))
+        assert caught.value.query == "probe.insert_note"
+        assert caught.value.constraint == "check_probe_notes_body_length"
+    assert db.counters.failures["ValidationError"] == 1
+    assert await count_notes(db) == 0
+
+
+async def test_copy_records_writes_rows_and_translates_errors(db: vdata.Database) -> None:
+    async with db.transaction() as tx:
+        written = await tx.copy_records(
+            "notes", schema="probe", columns=["body"], records=[("a",), ("b",), ("c",)]
+        )
+    assert written == 3
+    with pytest.raises(vdata.ValidationError):
+        async with db.transaction() as tx:
+            await tx.copy_records(
+                "notes", schema="probe", columns=["body"], records=[("ok",), ("v" * 101,)]
+            )
+    assert await count_notes(db) == 3  # the failed COPY wrote nothing
+
+
+async def test_cursor_streams_rows_inside_a_transaction(db: vdata.Database) -> None:
+    async with db.transaction() as tx:
+        await tx.copy_records(
+            "notes", schema="probe", columns=["body"], records=[(str(i),) for i in range(250)]
+        )
+        bodies = [row["body"] async for row in tx.cursor(q("list_notes"), (), prefetch=100)]
+    assert bodies == [str(i) for i in range(250)]
+
+
+async def test_read_only_transaction_refuses_writes(db: vdata.Database) -> None:
+    with pytest.raises(vdata.DatabaseError) as caught:
+        async with db.transaction(readonly=True) as tx:
+            await tx.fetchrow(q("insert_note"), ("nope",))
+    assert caught.value.sqlstate == "25006"
+    assert await count_notes(db) == 0
