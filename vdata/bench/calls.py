@@ -20,6 +20,7 @@ from vdata.errors import AuthenticationError, StaleVersionError
 from vdata.models.users import NewUser, UserPatch
 from vdata.passwords import hasher_for
 from vdata.queries import load
+from vdata.repositories.tasks import COPY_COLUMNS
 from vdata.tokens import hash_secret, parse_api_key
 
 OpFn = Callable[[Any, int], Awaitable[object]]
@@ -36,17 +37,6 @@ SQL = {
     "lock_project": "tasks.lock_project_for_new_tasks",
     "audit_tasks": "tasks.insert_task_audit_events",
 }
-_COPY_COLUMNS = [
-    "id",
-    "project_id",
-    "title",
-    "description",
-    "priority",
-    "assignee_id",
-    "due_at",
-    "created_by",
-    "updated_by",
-]
 
 
 def vdata_op(op: str, w: Workload) -> OpFn:
@@ -196,7 +186,7 @@ def _raw_bulk(w: Workload, *, tuned: bool) -> OpFn:
         elif await conn.fetchval(lock.sql, *lock_args) is None:
             raise RuntimeError("bench project not found")
         await conn.copy_records_to_table(
-            "tasks", schema_name="app", columns=_COPY_COLUMNS, records=records
+            "tasks", schema_name="app", columns=list(COPY_COLUMNS), records=records
         )
         if s is not None:
             return await s["audit_tasks"].fetch(*audit_args)

@@ -11,7 +11,7 @@ are read-only. Status changes follow ``app.task_status_transition_allowed``
 
 from __future__ import annotations
 
-__all__ = ["TaskRepository"]
+__all__ = ["COPY_COLUMNS", "TaskRepository"]
 
 import uuid
 from collections.abc import Sequence
@@ -41,7 +41,7 @@ _LOCK_USERS = query("tasks.count_active_users_locked")
 _AUDIT_CREATED = query("tasks.insert_task_audit_events", Task)
 
 # Columns COPY fills; the rest come from defaults and app.stamp_row().
-_COPY_COLUMNS = (
+COPY_COLUMNS = (
     "id",
     "project_id",
     "title",
@@ -143,7 +143,7 @@ class TaskRepository(TaskReads):
                     raise ValidationError(
                         "every assignee must be an active user", field="assignee_id"
                     )
-            await tx.copy_records("tasks", schema="app", columns=_COPY_COLUMNS, records=records)
+            await tx.copy_records("tasks", schema="app", columns=COPY_COLUMNS, records=records)
             rows = await tx.fetch(_AUDIT_CREATED, _AUDIT_CREATED.bind({"ids": ids, "actor": who}))
         return [Task(*row) for row in rows]
 
