@@ -75,10 +75,13 @@ class Release:
     gets the full reset (a simple query, which ends that state).
     """
 
-    __slots__ = ("_dirty",)
+    __slots__ = ("_dirty", "_timeout")
 
-    def __init__(self) -> None:
+    def __init__(self, timeout: float | None = None) -> None:
         self._dirty: weakref.WeakSet[asyncpg.Connection] = weakref.WeakSet()
+        # The reset query's own limit (command_timeout): the pool has no
+        # client-side default, see create_pool.
+        self._timeout = timeout
 
     def mark(self, conn: asyncpg.Connection) -> None:
         """Give *conn* the full reset on its next release."""
@@ -131,7 +134,7 @@ class Release:
     async def __call__(self, conn: asyncpg.Connection) -> None:
         if self._dirty and conn in self._dirty:
             self._dirty.discard(conn)
-            await conn.execute(conn.get_reset_query())
+            await conn.execute(conn.get_reset_query(), timeout=self._timeout)
 
 
 def _check_encrypted(settings: Settings) -> Any:
@@ -156,7 +159,9 @@ async def create_pool(settings: Settings, release: Release) -> asyncpg.Pool:
             min_size=min(settings.pool_min_size, settings.pool_max_size),
             max_size=settings.pool_max_size,
             timeout=settings.connect_timeout,
-            command_timeout=settings.command_timeout,
+            # No per-statement timer: vdata's executors enforce
+            # command_timeout with one watchdog (vdata/_deadline.py).
+            command_timeout=None,
             max_inactive_connection_lifetime=settings.max_inactive_connection_lifetime,
             statement_cache_size=settings.statement_cache_size,
             server_settings=server_settings(settings),

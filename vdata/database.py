@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 import asyncpg
 
 from vdata import _pool
+from vdata._deadline import Deadlines
 from vdata.breaker import CircuitBreaker
 from vdata.errors import Stage, TransientError, UnavailableError, VdataError, translate
 from vdata.health import Counters, Health, health_report
@@ -54,6 +55,8 @@ class Database(Areas):
             half_open_max_calls=settings.breaker_half_open_max_calls,
         )
         self._acquire_timeout = settings.acquire_timeout
+        # command_timeout, enforced by one watchdog (vdata/_deadline.py).
+        self.deadlines = Deadlines(settings.command_timeout)
         self._slow = settings.slow_query_threshold
         self._closed = False
         self._close_hooks: list[Callable[[], Awaitable[None]]] = []
@@ -95,6 +98,7 @@ class Database(Areas):
         except TimeoutError:
             log.warning("close: calls still in flight after %.1f s; terminating", limit)
             self._pool.terminate()
+        await self.deadlines.close()
 
     def add_close_hook(self, hook: Callable[[], Awaitable[None]]) -> None:
         """Have ``close()`` await *hook* first, while the pool is still open."""
@@ -161,17 +165,22 @@ class Database(Areas):
         # The pool hands out a proxy whose every attribute access goes
         # through __getattr__; call the method on the connection itself.
         raw = getattr(conn, "_con", conn)
+        deadlines = self.deadlines
         started = time.perf_counter()
+        deadlines.start(raw)
         try:
             result = await method(raw, q.sql, *args)
-        except BaseException as exc:
-            if isinstance(exc, asyncpg.exceptions.InternalClientError):
+        except BaseException as caught:
+            deadlines.stop(raw)
+            cause = deadlines.explain(raw, caught)
+            if isinstance(cause, asyncpg.exceptions.InternalClientError):
                 conn.terminate()  # out of step with its server: never reuse it
             else:
                 self._release_policy.mark(raw)  # may be mid-protocol: full reset
-            error = self._failed(exc, q, None)
+            error = self._failed(cause, q, None)
             await pool.release(conn)
-            raise error from exc
+            raise error from cause
+        deadlines.stop(raw)
         await self._release_policy.give_back(pool, conn)
         breaker.on_success()
         elapsed = time.perf_counter() - started
@@ -300,6 +309,6 @@ async def connect(dsn: str | None = None, *, settings: Settings | None = None) -
         from vdata.errors import ValidationError
 
         raise ValidationError("no DSN: pass connect(dsn) or set VDATA_DSN", field="dsn")
-    release = _pool.Release()
+    release = _pool.Release(settings.command_timeout)
     pool = await _pool.create_pool(settings, release)
     return Database(settings, pool, release)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 __all__ = ["IsolationLevel", "Transaction", "TransactionContext"]
 
-from collections.abc import Sequence
+from collections.abc import AsyncGenerator, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -40,6 +40,7 @@ class Transaction(Areas):
         super().__init__()
         self._db = db
         self._conn = conn
+        self._deadlines = db.deadlines
         self.actor = actor
         self.readonly = readonly
 
@@ -54,58 +55,97 @@ class Transaction(Areas):
     async def fetchrow(self, q: Query, args: Sequence[object]) -> asyncpg.Record | None:
         """Run *q* and return its first row or None."""
         self._db.counters.queries += 1
+        conn = self._conn
+        self._deadlines.start(conn)
         try:
-            return await self._conn.fetchrow(q.sql, *args)
+            return await conn.fetchrow(q.sql, *args)
         except Exception as exc:
             raise self._fail(exc, q) from exc
+        finally:
+            self._deadlines.stop(conn)
 
     async def fetch(self, q: Query, args: Sequence[object]) -> list[asyncpg.Record]:
         """Run *q* and return every row."""
         self._db.counters.queries += 1
+        conn = self._conn
+        self._deadlines.start(conn)
         try:
-            rows: list[asyncpg.Record] = await self._conn.fetch(q.sql, *args)
+            rows: list[asyncpg.Record] = await conn.fetch(q.sql, *args)
             return rows
         except Exception as exc:
             raise self._fail(exc, q) from exc
+        finally:
+            self._deadlines.stop(conn)
 
     async def fetchval(self, q: Query, args: Sequence[object]) -> object:
         """Run *q* and return the first column of its first row."""
         self._db.counters.queries += 1
+        conn = self._conn
+        self._deadlines.start(conn)
         try:
-            return await self._conn.fetchval(q.sql, *args)
+            return await conn.fetchval(q.sql, *args)
         except Exception as exc:
             raise self._fail(exc, q) from exc
+        finally:
+            self._deadlines.stop(conn)
 
     async def execute(self, q: Query, args: Sequence[object]) -> str:
         """Run *q* and return its status string (``'UPDATE 1'``)."""
         self._db.counters.queries += 1
+        conn = self._conn
+        self._deadlines.start(conn)
         try:
-            return str(await self._conn.execute(q.sql, *args))
+            return str(await conn.execute(q.sql, *args))
         except Exception as exc:
             raise self._fail(exc, q) from exc
+        finally:
+            self._deadlines.stop(conn)
 
     async def copy_records(
         self, table: str, *, schema: str, columns: Sequence[str], records: Sequence[tuple[Any, ...]]
     ) -> int:
         """COPY *records* into *schema.table*; return the number of rows written."""
         self._db.counters.queries += 1
+        conn = self._conn
+        self._deadlines.start(conn)
         try:
-            status = await self._conn.copy_records_to_table(
+            status = await conn.copy_records_to_table(
                 table, schema_name=schema, columns=list(columns), records=records
             )
         except Exception as exc:
             raise self._fail(exc, None) from exc
+        finally:
+            self._deadlines.stop(conn)
         return int(str(status).rsplit(" ", 1)[-1])
 
-    def cursor(self, q: Query, args: Sequence[object], *, prefetch: int = 1000) -> Any:
-        """Return a server-side cursor over *q*'s rows (an async iterator)."""
-        return self._conn.cursor(q.sql, *args, prefetch=prefetch)
+    async def cursor(
+        self, q: Query, args: Sequence[object], *, prefetch: int = 1000
+    ) -> AsyncGenerator[asyncpg.Record, None]:
+        """Yield *q*'s rows through a server-side cursor, *prefetch* rows a round trip.
+
+        Each fetch runs under command_timeout; errors are vdata errors.
+        """
+        conn = self._conn
+        rows = conn.cursor(q.sql, *args, prefetch=prefetch).__aiter__()
+        deadlines = self._deadlines
+        while True:
+            deadlines.start(conn)
+            try:
+                record = await rows.__anext__()
+            except StopAsyncIteration:
+                return
+            except Exception as exc:
+                raise self._fail(exc, q) from exc
+            finally:
+                deadlines.stop(conn)
+            yield record
 
     def transaction(self) -> TransactionContext:
         """Return a savepoint inside this transaction, as an async context manager."""
         return TransactionContext(self._db, actor=self.actor, parent=self)
 
     def _fail(self, exc: BaseException, q: Query | None) -> VdataError:
+        exc = self._deadlines.explain(self._conn, exc)
         err = exc if isinstance(exc, VdataError) else translate(exc, query=q.name if q else None)
         self._db.counters.failures[type(err).__name__] += 1
         return err
@@ -164,15 +204,20 @@ class TransactionContext:
             readonly = self._readonly
         self._conn = conn
         pg_tx = conn.transaction(isolation=_ISOLATION[self._isolation], readonly=readonly)
+        deadlines = self._db.deadlines
+        deadlines.start(conn)
         try:
             # asyncpg's own context protocol marks the transaction "managed":
             # a cancelled block is then rolled back quietly on release.
             await pg_tx.__aenter__()
         except BaseException as exc:
+            deadlines.stop(conn)
+            cause = deadlines.explain(conn, exc)
             await self._release(failed=True)
             if isinstance(exc, Exception):
-                raise translate(exc) from exc
+                raise translate(cause) from exc
             raise
+        deadlines.stop(conn)
         self._pg_tx = pg_tx
         self._tx = Transaction(self._db, conn, actor=self.actor, readonly=readonly)
         return self._tx
@@ -185,17 +230,20 @@ class TransactionContext:
     ) -> None:
         assert self._pg_tx is not None
         failed = exc_type is not None
+        conn, deadlines = self._conn, self._db.deadlines
+        deadlines.start(conn)
         try:
             # Commits when the block succeeded, rolls back otherwise.
             await self._pg_tx.__aexit__(exc_type, exc, tb)
         except BaseException as failure:
             failed = True
             if exc_type is None and isinstance(failure, Exception):
-                raise translate(failure) from failure
+                raise translate(deadlines.explain(conn, failure)) from failure
             if not isinstance(failure, Exception):
                 raise
             # The block already failed; its error is the one to report.
         finally:
+            deadlines.stop(conn)
             await self._release(failed=failed)
 
     async def _release(self, *, failed: bool = False) -> None:

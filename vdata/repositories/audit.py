@@ -11,11 +11,11 @@ __all__ = ["AuditRepository"]
 
 import datetime as dt
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from typing import Any
 
 import msgspec
 
-from vdata.errors import VdataError, translate
 from vdata.models.audit import (
     AuditDailyCount,
     AuditEvent,
@@ -175,17 +175,11 @@ class AuditRepository(Repository):
         if not 1 <= prefetch <= 100_000:
             raise ValueError("prefetch must be between 1 and 100000")
         args = _EXPORT.bind({"since": since, "until": until})
-        async with self._db.transaction() as tx:
-            rows = tx.cursor(_EXPORT, args, prefetch=prefetch).__aiter__()
-            while True:
-                try:
-                    record = await rows.__anext__()
-                except StopAsyncIteration:
-                    return
-                except VdataError:
-                    raise
-                except Exception as exc:
-                    raise translate(exc, query=_EXPORT.name) from exc
+        async with (
+            self._db.transaction() as tx,
+            aclosing(tx.cursor(_EXPORT, args, prefetch=prefetch)) as rows,
+        ):
+            async for record in rows:
                 yield AuditEvent(*record)
 
     async def verify_chain(

@@ -44,3 +44,9 @@ FROM probe.balances AS b;
 UPDATE probe.balances
 SET amount = amount - :amount
 WHERE account = :account;
+
+-- name: slow_rows(rows, seconds)
+-- Return :rows integers, sleeping :seconds on the server before each one.
+SELECT g.n
+FROM generate_series(1, :rows::int) AS g (n)
+WHERE pg_sleep(:seconds::float8)::text = '';
