@@ -22,7 +22,7 @@ from vdata.queries import Query
 from vdata.repositories import Areas
 from vdata.retry import is_transient, proves_not_sent, retry_call
 from vdata.settings import Settings
-from vdata.transaction import IsolationLevel, Transaction, TransactionContext
+from vdata.transaction import IsolationLevel, Transaction, TransactionContext, rerun
 
 log = logging.getLogger("vdata.database")
 slow_log = logging.getLogger("vdata.query")
@@ -228,25 +228,8 @@ class Database(Areas):
         readonly: bool = False,
     ) -> T:
         """Run ``fn(tx)`` in a transaction; re-run it whole on serialization failure or deadlock."""
-
-        async def once() -> T:
-            async with self.transaction(actor=actor, isolation=isolation, readonly=readonly) as tx:
-                return await fn(tx)
-
-        try:
-            return await once()
-        except TransientError as error:
-            if error.sqlstate not in _RERUN:
-                raise
-            first = error
-        return await retry_call(
-            once,
-            tries=retries,
-            max_time=self.settings.retry_max_time,
-            retry_on=lambda e: isinstance(e, TransientError) and e.sqlstate in _RERUN,
-            on_retry=self._count_retry,
-            name="run_in_transaction",
-            first_error=first,
+        return await rerun(
+            self, fn, retries=retries, actor=actor, isolation=isolation, readonly=readonly
         )
 
     async def _acquire_for_transaction(self) -> asyncpg.Connection:
@@ -291,9 +274,6 @@ class Database(Areas):
     async def health(self, timeout: float = 2.0) -> Health:
         """Return the state of server, pool and breaker; never raises."""
         return await health_report(self._pool, self.breaker, self.counters, timeout=timeout)
-
-
-_RERUN = frozenset({"40001", "40P01"})
 
 
 async def connect(dsn: str | None = None, *, settings: Settings | None = None) -> Database:
