@@ -177,10 +177,17 @@ class Repository:
         codec = cursor_codec(self._db.settings)
         # The query's name is signed into the cursor: one listing's cursor
         # is refused by another's.
-        position = None if cursor is None else codec.decode(cursor, scope=q.name)
-        rows = await self._many(q, page_size=limit + 1, **after(position), **filters)
+        filters.update(after(None if cursor is None else codec.decode(cursor, scope=q.name)))
+        filters["page_size"] = limit + 1
+        # The executor directly, not _many: the row past the page never
+        # becomes a Struct, and ``row[:]`` (a tuple, copied in C) is about
+        # twice as fast to unpack into a Struct as the Record itself.
+        rows = await self._db.fetch(q, q.bind(filters))
         more = len(rows) > limit
-        items = rows[:limit]
+        if more:
+            del rows[limit:]
+        struct = q.struct
+        items = rows if struct is None else [struct(*row[:]) for row in rows]
         next_cursor = codec.encode(key(items[-1]), scope=q.name) if more else None
         return Slice(items=items, next_cursor=next_cursor)
 
