@@ -19,3 +19,15 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if _INTEGRATION in item.path.parents:
             item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture
+async def app_dsn(vdata_dsn: str, vdata_app_dsn: str) -> str:
+    """The service role's DSN on a fresh database that also holds the probe schema.
+
+    The probe queries (tests/sql/probe) exercise the executors directly.
+    """
+    from tests.integration._probe import install
+
+    await install(vdata_dsn)
+    return vdata_app_dsn

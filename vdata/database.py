@@ -4,7 +4,6 @@ from __future__ import annotations
 
 __all__ = ["Database", "connect"]
 
-import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -14,6 +13,7 @@ from typing import Any, TypeVar
 import asyncpg
 
 from vdata import _pool
+from vdata._connpool import ConnectionPool
 from vdata._deadline import Deadlines
 from vdata.breaker import CircuitBreaker
 from vdata.errors import Stage, TransientError, UnavailableError, VdataError, translate
@@ -41,12 +41,9 @@ class Database(Areas):
 
     actor: str | None = None  # writes on the pool name their actor explicitly
 
-    def __init__(
-        self, settings: Settings, pool: asyncpg.Pool, release: _pool.Release | None = None
-    ) -> None:
+    def __init__(self, settings: Settings, pool: ConnectionPool) -> None:
         self.settings = settings
         self._pool = pool
-        self._release_policy = release or _pool.Release()
         self.counters = Counters()
         self.breaker = CircuitBreaker(
             failure_threshold=settings.breaker_failure_threshold,
@@ -93,11 +90,8 @@ class Database(Areas):
                 log.exception("close: a close hook failed")
         self._closed = True
         limit = self.settings.close_timeout if timeout is None else timeout
-        try:
-            await asyncio.wait_for(self._pool.close(), limit)
-        except TimeoutError:
-            log.warning("close: calls still in flight after %.1f s; terminating", limit)
-            self._pool.terminate()
+        if not await self._pool.close(limit):
+            log.warning("close: calls still in flight after %.1f s; terminated", limit)
         await self.deadlines.close()
 
     def add_close_hook(self, hook: Callable[[], Awaitable[None]]) -> None:
@@ -153,41 +147,36 @@ class Database(Areas):
         counters = self.counters
         counters.queries += 1
         pool = self._pool
-        # asyncpg wraps a timed acquire in asyncio.wait_for, which on Python
-        # 3.11 costs a task per call (~15 us). With an idle connection in the
-        # pool the acquire cannot wait, so the timeout is only needed when
-        # none is idle.
-        timeout = None if pool.get_idle_size() else self._acquire_timeout
-        try:
-            conn = await pool.acquire(timeout=timeout)
-        except BaseException as exc:
-            raise self._failed(exc, q, "acquire") from exc
-        # The pool hands out a proxy whose every attribute access goes
-        # through __getattr__; call the method on the connection itself.
-        raw = getattr(conn, "_con", conn)
+        # The fast path takes a free connection without awaiting anything.
+        conn = pool.try_acquire() or await self._acquire(q)
         deadlines = self.deadlines
         started = time.perf_counter()
-        deadlines.start(raw)
+        deadlines.start(conn)
         try:
-            result = await method(raw, q.sql, *args)
+            result = await method(conn, q.sql, *args)
         except BaseException as caught:
-            deadlines.stop(raw)
-            cause = deadlines.explain(raw, caught)
+            deadlines.stop(conn)
+            cause = deadlines.explain(conn, caught)
             if isinstance(cause, asyncpg.exceptions.InternalClientError):
                 conn.terminate()  # out of step with its server: never reuse it
-            else:
-                self._release_policy.mark(raw)  # may be mid-protocol: full reset
             error = self._failed(cause, q, None)
-            await pool.release(conn)
+            pool.release_dirty(conn)  # may be mid-protocol: full reset
             raise error from cause
-        deadlines.stop(raw)
-        await self._release_policy.give_back(pool, conn)
+        deadlines.stop(conn)
+        pool.release(conn)
         breaker.on_success()
         elapsed = time.perf_counter() - started
         if elapsed >= self._slow:
             counters.slow_queries += 1
             slow_log.warning("slow query %s took %.1f ms", q.name, elapsed * 1000)
         return result
+
+    async def _acquire(self, q: Query | None) -> asyncpg.Connection:
+        """Open or wait for a connection (no free one); failures as vdata errors."""
+        try:
+            return await self._pool.acquire(self._acquire_timeout)
+        except BaseException as exc:
+            raise self._failed(exc, q, "acquire") from exc
 
     def _failed(self, exc: BaseException, q: Query | None, stage: Stage) -> BaseException:
         """Record *exc* with the breaker and counters; return what to raise.
@@ -239,16 +228,7 @@ class Database(Areas):
                     "the database is closed", reason="pool_closed", not_sent=True
                 )
             self.breaker.before_call()
-            pool = self._pool
-            # As in _attempt: a timed acquire costs a task (asyncio.wait_for),
-            # and with an idle connection it cannot wait (measured with
-            # a loop of empty transactions, BEGIN + COMMIT, on the 2-core test
-            # machine: client CPU 266 -> 243 us, wall 472 -> 340 us each).
-            timeout = None if pool.get_idle_size() else self._acquire_timeout
-            try:
-                conn = await pool.acquire(timeout=timeout)
-            except BaseException as exc:
-                raise self._failed(exc, None, "acquire") from exc
+            conn = self._pool.try_acquire() or await self._acquire(None)
             self.breaker.on_success()
             return conn
 
@@ -267,7 +247,10 @@ class Database(Areas):
             )
 
     async def _release(self, conn: asyncpg.Connection, *, failed: bool = False) -> None:
-        await self._release_policy.give_back(self._pool, conn, failed=failed)
+        if failed:
+            self._pool.release_dirty(conn)
+        else:
+            self._pool.release(conn)
 
     # -- health -----------------------------------------------------------
 
@@ -289,6 +272,4 @@ async def connect(dsn: str | None = None, *, settings: Settings | None = None) -
         from vdata.errors import ValidationError
 
         raise ValidationError("no DSN: pass connect(dsn) or set VDATA_DSN", field="dsn")
-    release = _pool.Release(settings.command_timeout)
-    pool = await _pool.create_pool(settings, release)
-    return Database(settings, pool, release)
+    return Database(settings, await _pool.create_pool(settings))

@@ -15,8 +15,7 @@ from vdata.errors import translate
 from vdata.queries import query
 
 if TYPE_CHECKING:
-    import asyncpg
-
+    from vdata._connpool import ConnectionPool
     from vdata.breaker import CircuitBreaker
 
 
@@ -79,7 +78,7 @@ class Health(msgspec.Struct, frozen=True, kw_only=True):
 
 
 async def health_report(
-    pool: asyncpg.Pool, breaker: CircuitBreaker, counters: Counters, *, timeout: float
+    pool: ConnectionPool, breaker: CircuitBreaker, counters: Counters, *, timeout: float
 ) -> Health:
     """Ping the server through *pool* within *timeout*; report it all; never raise.
 
@@ -89,7 +88,7 @@ async def health_report(
     ok, latency, version, error = False, None, None, None
     started = time.perf_counter()
     try:
-        async with asyncio.timeout(timeout), pool.acquire() as conn:
+        async with asyncio.timeout(timeout), pool.connection() as conn:
             # Looked up here, not at import: importing vdata loads no SQL.
             version = str(await conn.fetchval(query("health.get_server_version").sql))
         latency = (time.perf_counter() - started) * 1000

@@ -191,7 +191,7 @@ class TransactionContext:
         self._readonly = readonly
         self._parent = parent
         self._conn: asyncpg.Connection | None = None
-        self._lease: Any = None  # what the pool handed out; only it can be released
+        self._lease: asyncpg.Connection | None = None  # from the pool; to give back
         self._pg_tx: PgTransaction | None = None
         self._tx: Transaction | None = None
 
@@ -201,10 +201,7 @@ class TransactionContext:
             conn = self._parent._conn
             readonly = self._parent.readonly
         else:
-            self._lease = await self._db._acquire_for_transaction()
-            # Statements run on the connection itself, not on the pool's
-            # proxy, whose every attribute access goes through __getattr__.
-            conn = getattr(self._lease, "_con", self._lease)
+            conn = self._lease = await self._db._acquire_for_transaction()
             readonly = self._readonly
         self._conn = conn
         pg_tx = conn.transaction(isolation=_ISOLATION[self._isolation], readonly=readonly)

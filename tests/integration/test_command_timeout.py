@@ -44,9 +44,11 @@ async def test_a_pooled_statement_past_command_timeout_gives_query_timeout_error
     db: vdata.Database, caplog: pytest.LogCaptureFixture
 ) -> None:
     started = time.monotonic()
-    with caplog.at_level(logging.WARNING, logger="vdata"):
-        with pytest.raises(vdata.QueryTimeoutError) as caught:
-            await db.fetchval(q("sleep"), sleep_args(20))
+    with (
+        caplog.at_level(logging.WARNING, logger="vdata"),
+        pytest.raises(vdata.QueryTimeoutError) as caught,
+    ):
+        await db.fetchval(q("sleep"), sleep_args(20))
     elapsed = time.monotonic() - started
     # The watchdog wakes every command_timeout / 4: the call ends between the
     # limit and about 1.25 times it (plus scheduling on a busy machine).

@@ -12,15 +12,9 @@ import asyncpg
 import pytest
 
 import vdata
-from tests.integration._probe import install, q
+from tests.integration._probe import q
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-async def app_dsn(vdata_dsn: str, vdata_app_dsn: str) -> str:
-    await install(vdata_dsn)
-    return vdata_app_dsn
 
 
 @pytest.fixture

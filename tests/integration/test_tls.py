@@ -44,7 +44,7 @@ async def uses_tls(db: vdata.Database) -> bool:
     health = await db.health()
     assert health.ok, health.error
     pool = db._pool
-    async with pool.acquire() as conn:
+    async with pool.connection() as conn:
         return bool(await conn.fetchval("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()"))
 
 

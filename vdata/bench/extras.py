@@ -143,7 +143,9 @@ async def loop_lag(w: Workload, *, logins: int = 32) -> dict[str, Any]:
     """Return the ticker's lateness while idle and while *logins* logins hash at once."""
     async with await vdata.connect(w.app_dsn, settings=login_settings()) as db:
         login = f"a{w.run}"
-        if await db._pool.fetchval("SELECT 1 FROM app.users WHERE username = $1", login) is None:
+        async with db._pool.connection() as conn:
+            found = await conn.fetchval("SELECT 1 FROM app.users WHERE username = $1", login)
+        if found is None:
             login = await _login_user(db, w)
         idle: list[float] = []
         stop = asyncio.Event()

@@ -120,10 +120,14 @@ class Workload:
 
     async def load(self, db: vdata.Database) -> None:
         """Read the seeded rows and issue the API key, through vdata as the service role."""
-        rows = await db._pool.fetch(
-            "SELECT id, email FROM app.users WHERE username LIKE $1 ORDER BY username",
-            f"b{self.run}\\_%",
-        )
+        async with db._pool.connection() as conn:
+            rows = await conn.fetch(
+                "SELECT id, email FROM app.users WHERE username LIKE $1 ORDER BY username",
+                f"b{self.run}\\_%",
+            )
+            self.project_id = await conn.fetchval(
+                "SELECT id FROM app.projects WHERE owner_id = $1", rows[0]["id"] if rows else None
+            )
         if len(rows) < UPDATE_TARGETS + 100:
             raise RuntimeError(f"seed produced {len(rows)} users; need at least 165")
         self.owner_id = rows[0]["id"]
@@ -133,9 +137,6 @@ class Workload:
         self.emails = [str(r["email"]).lower() for r in rest]
         for uid in self.update_ids:
             self.versions[uid] = (await db.users.get(uid)).version
-        self.project_id = await db._pool.fetchval(
-            "SELECT id FROM app.projects WHERE owner_id = $1", self.owner_id
-        )
         issued = await db.api_keys.issue(self.owner_id, name="bench", scopes=["read"], actor=ACTOR)
         self.token = issued.token
         self.key_prefix = issued.key.prefix

@@ -77,13 +77,15 @@ class Repository:
         if row is None:
             return None
         struct = q.struct
-        return row if struct is None else struct(*row)
+        # row[:] is a tuple copied in C: unpacking it is about twice as fast
+        # as unpacking the Record itself.
+        return row if struct is None else struct(*row[:])
 
     async def _many(self, q: Query, /, **params: object) -> list[Any]:
         """Return *q*'s rows as its Structs."""
         rows = await self._db.fetch(q, q.bind(params))
         struct = q.struct
-        return rows if struct is None else [struct(*row) for row in rows]
+        return rows if struct is None else [struct(*row[:]) for row in rows]
 
     async def _value(self, q: Query, /, **params: object) -> Any:
         """Return the first column of *q*'s first row."""

@@ -180,7 +180,7 @@ class AuditRepository(Repository):
             aclosing(tx.cursor(_EXPORT, args, prefetch=prefetch)) as rows,
         ):
             async for record in rows:
-                yield AuditEvent(*record)
+                yield AuditEvent(*record[:])
 
     async def verify_chain(
         self,

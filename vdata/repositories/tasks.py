@@ -145,7 +145,7 @@ class TaskRepository(TaskReads):
                     )
             await tx.copy_records("tasks", schema="app", columns=COPY_COLUMNS, records=records)
             rows = await tx.fetch(_AUDIT_CREATED, _AUDIT_CREATED.bind({"ids": ids, "actor": who}))
-        return [Task(*row) for row in rows]
+        return [Task(*row[:]) for row in rows]
 
     async def update(
         self,

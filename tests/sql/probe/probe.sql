@@ -50,3 +50,7 @@ WHERE account = :account;
 SELECT g.n
 FROM generate_series(1, :rows::int) AS g (n)
 WHERE pg_sleep(:seconds::float8)::text = '';
+
+-- name: backend_pid()$
+-- Return the process id of this connection's backend.
+SELECT pg_backend_pid() AS pid;
