@@ -69,6 +69,26 @@ def _check_encrypted(settings: Settings) -> Any:
     return init
 
 
+class Connection(asyncpg.Connection):  # type: ignore[misc]
+    """asyncpg's Connection with the reset vdata needs after a failed call.
+
+    ``Connection.reset()`` (run by the pool after a failed or cancelled
+    call) rolls back an open transaction, then sends this query. asyncpg's
+    default, ``SELECT pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *;
+    RESET ALL``, undoes session state vdata never creates (see
+    vdata/_connpool.py), and its ``RESET ALL`` does harm: behind PgBouncer
+    it resets the parameters PgBouncer tracks for the client
+    (``application_name``, ``TimeZone``) to the backend's startup values
+    for the rest of the connection's life. What the reset must do is end
+    whatever a cancelled extended-protocol exchange left behind (a Parse
+    without a Sync holds an implicit transaction open): any simple-protocol
+    statement does.
+    """
+
+    def get_reset_query(self) -> str:
+        return "SELECT 1"
+
+
 def connector(settings: Settings) -> Connect:
     """Return the coroutine function that opens one connection for *settings*."""
     kwargs: dict[str, Any] = {
@@ -79,6 +99,7 @@ def connector(settings: Settings) -> Connect:
         "statement_cache_size": settings.statement_cache_size,
         "server_settings": server_settings(settings),
         "ssl": ssl_argument(settings),
+        "connection_class": Connection,
     }
     dsn = settings.dsn
     check = _check_encrypted(settings) if settings.require_ssl else None

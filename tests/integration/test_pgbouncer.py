@@ -323,13 +323,6 @@ async def test_application_name_travels_through_pgbouncer(
         await db.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known: after a failed call vdata releases the connection with asyncpg's reset "
-    "query, whose RESET ALL, behind PgBouncer, resets the client's tracked parameters "
-    "(application_name) to the backend's startup values, for the rest of that "
-    "connection's life",
-)
 async def test_application_name_survives_a_failed_call(
     bouncer: _pgbouncer.PgBouncer, vdata_app_dsn: str
 ) -> None:
