@@ -138,5 +138,7 @@ async def create_pool(settings: Settings) -> ConnectionPool:
         error = translate(exc)
         if isinstance(error, UnavailableError):
             raise error from exc
-        raise UnavailableError(f"cannot connect to PostgreSQL: {error}") from exc
+        raise UnavailableError(
+            f"cannot connect to PostgreSQL: {error}", sqlstate=error.sqlstate, reason=error.reason
+        ) from exc
     return pool
