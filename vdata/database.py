@@ -228,9 +228,9 @@ class Database(Areas):
                     "the database is closed", reason="pool_closed", not_sent=True
                 )
             self.breaker.before_call()
-            conn = self._pool.try_acquire() or await self._acquire(None)
-            self.breaker.on_success()
-            return conn
+            # No on_success here: taking a connection proves nothing about the
+            # server. The transaction reports its outcome when it ends.
+            return self._pool.try_acquire() or await self._acquire(None)
 
         try:
             return await acquire()

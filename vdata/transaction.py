@@ -213,10 +213,11 @@ class TransactionContext:
             await pg_tx.__aenter__()
         except BaseException as exc:
             deadlines.stop(conn)
-            cause = deadlines.explain(conn, exc)
+            error = translate(deadlines.explain(conn, exc)) if isinstance(exc, Exception) else exc
+            self._report(error)
             await self._release(failed=True)
             if isinstance(exc, Exception):
-                raise translate(cause) from exc
+                raise error from exc
             raise
         deadlines.stop(conn)
         self._pg_tx = pg_tx
@@ -231,6 +232,7 @@ class TransactionContext:
     ) -> None:
         assert self._pg_tx is not None
         failed = exc_type is not None
+        outcome = exc
         conn, deadlines = self._conn, self._db.deadlines
         deadlines.start(conn)
         try:
@@ -239,13 +241,33 @@ class TransactionContext:
         except BaseException as failure:
             failed = True
             if exc_type is None and isinstance(failure, Exception):
-                raise translate(deadlines.explain(conn, failure)) from failure
+                outcome = translate(deadlines.explain(conn, failure))
+                raise outcome from failure
             if not isinstance(failure, Exception):
+                outcome = failure
                 raise
             # The block already failed; its error is the one to report.
         finally:
             deadlines.stop(conn)
+            self._report(outcome)
             await self._release(failed=failed)
+
+    def _report(self, outcome: BaseException | None) -> None:
+        """Tell the breaker how the transaction went: it was one admitted call.
+
+        ``Database._acquire_for_transaction`` admitted it (``before_call``);
+        the end of the block reports it, so timeouts and lost connections
+        inside transactions open the breaker as pooled calls do, and a
+        half-open trial slot is held until the transaction ends. A business
+        error (the server answered) counts as a success. Savepoints report
+        nothing: their transaction does.
+        """
+        if self._parent is not None:
+            return
+        if outcome is None:
+            self._db.breaker.on_success()
+        else:
+            self._db.breaker.on_failure(outcome)
 
     async def _release(self, *, failed: bool = False) -> None:
         self._conn = None

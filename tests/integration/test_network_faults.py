@@ -248,16 +248,6 @@ async def test_repeated_command_timeouts_open_the_breaker(
         await assert_whole(db, proxy, owner_dsn)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "vdata bug: statements inside db.transaction() never report to the breaker "
-        "(transaction.py Transaction._fail / TransactionContext), and "
-        "Database._acquire_for_transaction calls breaker.on_success() on taking a pooled "
-        "connection (database.py:232), which resets the count with no server answer; "
-        "docs/resilience.md says a client-side command_timeout counts for the breaker"
-    ),
-)
 async def test_repeated_command_timeouts_in_transactions_open_the_breaker(
     proxied_dsn: str, proxy: FaultProxy, owner_dsn: str
 ) -> None:
@@ -273,11 +263,16 @@ async def test_repeated_command_timeouts_in_transactions_open_the_breaker(
         await unit_of_work()
         proxy.blackhole()
         try:
-            for _ in range(3):  # one per pooled connection: no new connection is made
+            for _ in range(2):  # the threshold; each on its own pooled connection
                 elapsed, error = await timed(unit_of_work())
                 assert isinstance(error, vdata.QueryTimeoutError), repr(error)
                 assert elapsed < TIMEOUT_BOUND
             state = db.breaker.state
+            # Open: the next unit of work fails fast, before taking a connection.
+            elapsed, error = await timed(unit_of_work())
+            assert isinstance(error, vdata.UnavailableError), repr(error)
+            assert error.reason == "breaker_open"
+            assert elapsed < 0.05
         finally:
             proxy.heal()
         assert state == "open"
