@@ -20,9 +20,9 @@ from vdata.errors import Stage, TransientError, UnavailableError, VdataError, tr
 from vdata.health import Counters, Health, health_report
 from vdata.queries import Query
 from vdata.repositories import Areas
-from vdata.retry import is_transient, proves_not_sent, retry_call
+from vdata.retry import is_transient, proves_not_sent, rerun, retry_call
 from vdata.settings import Settings
-from vdata.transaction import IsolationLevel, Transaction, TransactionContext, rerun
+from vdata.transaction import IsolationLevel, Transaction, TransactionContext
 
 log = logging.getLogger("vdata.database")
 slow_log = logging.getLogger("vdata.query")

@@ -8,12 +8,13 @@ __all__ = [
     "is_availability_failure",
     "is_transient",
     "proves_not_sent",
+    "rerun",
     "retry_call",
 ]
 
 import logging
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import backoff
 from backoff.types import Details
@@ -25,6 +26,10 @@ from vdata.errors import (
     VdataError,
     translate,
 )
+
+if TYPE_CHECKING:
+    from vdata.database import Database
+    from vdata.transaction import IsolationLevel, Transaction
 
 T = TypeVar("T")
 
@@ -230,3 +235,43 @@ async def _retry(
             reason="retries_exhausted",
             not_sent=all_not_sent,
         ) from last
+
+
+# Serialization failure and deadlock: the whole unit of work may run again.
+_RERUN = frozenset({"40001", "40P01"})
+
+
+async def rerun(
+    db: Database,
+    fn: Callable[[Transaction], Awaitable[T]],
+    *,
+    retries: int,
+    actor: str | None,
+    isolation: IsolationLevel | None,
+    readonly: bool,
+) -> T:
+    """Run ``fn(tx)`` in a transaction of *db*; re-run it whole on 40001 or 40P01.
+
+    ``Database.run_in_transaction`` is this: the retry happens only here,
+    around the whole block, never around one statement of it.
+    """
+
+    async def once() -> T:
+        async with db.transaction(actor=actor, isolation=isolation, readonly=readonly) as tx:
+            return await fn(tx)
+
+    try:
+        return await once()
+    except TransientError as error:
+        if error.sqlstate not in _RERUN:
+            raise
+        first = error
+    return await retry_call(
+        once,
+        tries=retries,
+        max_time=db.settings.retry_max_time,
+        retry_on=lambda e: isinstance(e, TransientError) and e.sqlstate in _RERUN,
+        on_retry=db._count_retry,
+        name="run_in_transaction",
+        first_error=first,
+    )

@@ -2,26 +2,22 @@
 
 from __future__ import annotations
 
-__all__ = ["IsolationLevel", "Transaction", "TransactionContext", "rerun"]
+__all__ = ["IsolationLevel", "Transaction", "TransactionContext"]
 
 from collections.abc import AsyncGenerator, Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal
 
-from vdata.errors import TransientError, VdataError, translate
+from vdata.errors import VdataError, translate
 from vdata.repositories import Areas
-from vdata.retry import retry_call
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
-
     import asyncpg
     from asyncpg.transaction import Transaction as PgTransaction
 
     from vdata.database import Database
     from vdata.queries import Query
 
-T = TypeVar("T")
 IsolationLevel = Literal["read_committed", "repeatable_read", "serializable"]
 _ISOLATION = {
     None: None,
@@ -274,43 +270,3 @@ class TransactionContext:
         if self._lease is not None:
             lease, self._lease = self._lease, None
             await self._db._release(lease, failed=failed)
-
-
-# Serialization failure and deadlock: the whole unit of work may run again.
-_RERUN = frozenset({"40001", "40P01"})
-
-
-async def rerun(
-    db: Database,
-    fn: Callable[[Transaction], Awaitable[T]],
-    *,
-    retries: int,
-    actor: str | None,
-    isolation: IsolationLevel | None,
-    readonly: bool,
-) -> T:
-    """Run ``fn(tx)`` in a transaction of *db*; re-run it whole on 40001 or 40P01.
-
-    ``Database.run_in_transaction`` is this: the retry happens only here,
-    around the whole block, never around one statement of it.
-    """
-
-    async def once() -> T:
-        async with db.transaction(actor=actor, isolation=isolation, readonly=readonly) as tx:
-            return await fn(tx)
-
-    try:
-        return await once()
-    except TransientError as error:
-        if error.sqlstate not in _RERUN:
-            raise
-        first = error
-    return await retry_call(
-        once,
-        tries=retries,
-        max_time=db.settings.retry_max_time,
-        retry_on=lambda e: isinstance(e, TransientError) and e.sqlstate in _RERUN,
-        on_retry=db._count_retry,
-        name="run_in_transaction",
-        first_error=first,
-    )
