@@ -39,15 +39,17 @@ import importlib
 import os
 import secrets
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, TypeVar, cast
+from typing import Any
 
 import pytest
 
-# the providers and the admin connection live in their own modules; what the
-# plugin exported before they moved out is re-exported here
+# the providers, the admin connection and the async fixtures live in their own
+# modules; what the plugin exported before they moved out is re-exported here
+# (pytest registers the fixtures it finds in this module, imported ones too)
 from vdata._testadmin import Admin, dbname, ident
+from vdata._testasync import vdata_db, vdata_settings, vdata_tx
 from vdata._testproviders import (
     APP_ROLE,
     PROVIDERS,
@@ -65,21 +67,6 @@ from vdata._testproviders import ENV_DSN as ENV_DSN
 from vdata._testproviders import ENV_IMAGE as ENV_IMAGE
 from vdata._testproviders import ENV_PROVIDER as ENV_PROVIDER
 from vdata._testproviders import ProviderName as ProviderName
-
-_F = TypeVar("_F", bound=Callable[..., Any])
-
-try:
-    import pytest_asyncio
-
-    _async_fixture_impl: Any = pytest_asyncio.fixture
-except ImportError:  # pragma: no cover - vdata[test] brings pytest-asyncio
-    _async_fixture_impl = pytest.fixture
-
-
-def _async_fixture(fn: _F) -> _F:
-    """``pytest_asyncio.fixture`` (works in strict and auto mode), typed for mypy."""
-    return cast("_F", _async_fixture_impl(fn))
-
 
 __all__ = [
     "APP_ROLE",
@@ -262,51 +249,3 @@ def vdata_shared_dsn(
         yield vdata_server.dsn(name)
     finally:
         _admin(request).drop(name)
-
-
-@pytest.fixture
-def vdata_settings() -> Any:
-    """``Settings`` for ``vdata_db``/``vdata_tx`` (defaults, none read from the environment)."""
-    from vdata.settings import Settings
-
-    return Settings.from_env(env={})
-
-
-def _connect_fn() -> Callable[..., Any]:
-    try:
-        from vdata.database import connect
-    except ImportError as exc:
-        pytest.fail(f"vdata.testing: cannot import vdata.database.connect ({exc})", pytrace=False)
-    return connect
-
-
-@_async_fixture
-async def vdata_db(vdata_app_dsn: str, vdata_settings: Any) -> AsyncIterator[Any]:
-    """A ``vdata.Database`` connected as ``vdata_app`` to a fresh clone; closed after."""
-    db = await _connect_fn()(vdata_app_dsn, settings=vdata_settings)
-    try:
-        yield db
-    finally:
-        await db.close()
-
-
-class _RollbackTestTransaction(Exception):
-    """Raised inside ``vdata_tx``'s transaction at teardown so that it rolls back."""
-
-
-@_async_fixture
-async def vdata_tx(
-    vdata_server: Server, vdata_shared_dsn: str, vdata_settings: Any
-) -> AsyncIterator[Any]:
-    """A transaction (actor ``"test"``) on the shared clone, rolled back after the test."""
-    dsn = vdata_server.dsn(dbname(vdata_shared_dsn), user=APP_ROLE)
-    db = await _connect_fn()(dsn, settings=vdata_settings)
-    try:
-        try:
-            async with db.transaction(actor="test") as tx:
-                yield tx
-                raise _RollbackTestTransaction
-        except _RollbackTestTransaction:
-            pass
-    finally:
-        await db.close()
