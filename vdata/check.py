@@ -30,7 +30,6 @@ import asyncio
 import importlib
 import pkgutil
 import re
-import typing
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +37,7 @@ import msgspec
 
 from vdata import _pgtypes
 from vdata._checkload import LoadedQueries, load_for_check
+from vdata._checkstruct import compare_struct
 from vdata._nullable import column_nullability, not_null_marks, result_origins
 from vdata.queries import Query
 
@@ -238,72 +238,4 @@ async def _check_one(
                 f"vdata.queries.query({q.name!r}, YourStruct) in its repository",
             )
     if struct is not None and columns:
-        _compare(struct, columns, [types.get(a.type.oid) for a in attributes], problem)
-
-
-def _compare(
-    struct: type[Any],
-    columns: list[Column],
-    types: list[_pgtypes.PgType | None],
-    problem: typing.Callable[..., None],
-) -> None:
-    """Report how *columns* differ from the positional fields of *struct*."""
-    sname = getattr(struct, "__name__", repr(struct))
-    if not (isinstance(struct, type) and issubclass(struct, msgspec.Struct)):
-        problem("columns", f"{sname} is not a msgspec Struct")
-        return
-    fields = list(struct.__struct_fields__)
-    names = [c.name for c in columns]
-    positional = list(getattr(struct, "__match_args__", fields))
-    if positional != fields:
-        kw = [f for f in fields if f not in positional]
-        problem("columns", f"{sname} has keyword-only fields {kw}: {sname}(*record) fails")
-    if names != fields:
-        if sorted(names) == sorted(fields):
-            problem(
-                "columns",
-                f"columns are in another order than {sname}'s fields:\n"
-                f"  columns: {', '.join(names)}\n  fields:  {', '.join(fields)}",
-            )
-        else:
-            missing = [f for f in fields if f not in names]
-            extra = [n for n in names if n not in fields]
-            what = []
-            if missing:
-                what.append(f"no column for field(s) {', '.join(missing)}")
-            if extra:
-                what.append(f"column(s) {', '.join(extra)} match no field")
-            problem(
-                "columns",
-                f"{len(names)} columns for {len(fields)} fields of {sname}: " + "; ".join(what),
-            )
-    problem_lines: list[str] = []
-    try:
-        hints = typing.get_type_hints(struct, include_extras=True)
-    except Exception as exc:  # an unresolvable forward reference
-        problem("types", f"cannot read the annotations of {sname}: {exc}")
-        return
-    required_nullable: list[str] = []
-    for column, pg in zip(columns, types, strict=True):
-        if column.name not in hints or pg is None:
-            continue
-        annotation = hints[column.name]
-        shown = _pgtypes.annotation_text(annotation)
-        why = _pgtypes.incompatibility(pg, annotation)
-        if why is not None:
-            problem(
-                "types",
-                f"column {column.name} is {pg.name} but {sname}.{column.name} is {shown}: {why}",
-            )
-        if column.nullable and not _pgtypes.is_optional(annotation):
-            required_nullable.append(column.name)
-            problem_lines.append(f"{column.name}: {column.why_nullable}; field is {shown}")
-    if required_nullable:
-        problem(
-            "nullability",
-            f"{len(required_nullable)} column(s) can be NULL but their {sname} fields "
-            "are not optional (T | None):\n"
-            + "\n".join(problem_lines)
-            + "\nif they never are NULL, say so under the name line: -- not-null: "
-            + ", ".join(required_nullable),
-        )
+        compare_struct(struct, columns, [types.get(a.type.oid) for a in attributes], problem)
