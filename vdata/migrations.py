@@ -16,7 +16,8 @@ Bookkeeping (yoyo's tables and ours) lives in the schema ``vdata_migrations``.
 
 This module is the public API and the runs; ``_migration_files`` reads and
 writes the migration folder, ``_migration_db`` owns the DSN, the locked
-session and the bookkeeping tables, ``_migration_errors`` the two errors.
+session and the bookkeeping tables, ``_migration_status`` reads what
+``status()`` reports, ``_migration_errors`` the two errors.
 """
 
 from __future__ import annotations
@@ -33,18 +34,18 @@ __all__ = [
 
 import logging
 import re
-from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 
 from vdata import _migration_db as _db
 from vdata import _migration_files as _files
+from vdata import _migration_status as _status
 from vdata._migration_db import LOCK_KEY as LOCK_KEY
 from vdata._migration_db import SCHEMA as SCHEMA
 from vdata._migration_errors import MigrationChangedError, MigrationError
+from vdata._migration_status import MigrationState
 from vdata._resources import migrations_dir
 
 if TYPE_CHECKING:
@@ -56,22 +57,6 @@ logger = logging.getLogger("vdata.migrations")
 PARTITION_MONTHS_AHEAD = 3
 
 _ROLE_NAME = re.compile(r"[^\x00]{1,63}")
-
-
-@dataclass(frozen=True, slots=True)
-class MigrationState:
-    """One migration as the database sees it.
-
-    ``state`` is ``applied``, ``pending``, ``changed`` (applied, but its file or
-    rollback file differs from what was applied) or ``missing`` (applied, but no
-    file with that id exists here).
-    """
-
-    id: str
-    state: Literal["applied", "pending", "changed", "missing"]
-    path: Path | None
-    applied_at: datetime | None = None
-    detail: str = ""
 
 
 # -- the runs ------------------------------------------------------------------
@@ -249,47 +234,7 @@ def status(dsn: str, *, directory: Path | None = None) -> list[MigrationState]:
 
     Read-only: creates nothing, takes no lock.
     """
-    found = _files.find(directory or migrations_dir())
-    params = _db.conninfo(dsn)
-    try:
-        with _db.connect(params) as conn, conn.cursor() as cur:
-            cur.execute(
-                "SELECT to_regclass('vdata_migrations._yoyo_migration'),"
-                " to_regclass('vdata_migrations.checksum')"
-            )
-            row = cur.fetchone()
-            applied: dict[str, datetime] = {}
-            recorded: dict[str, tuple[str, str]] = {}
-            if row and row[0]:
-                cur.execute(
-                    "SELECT migration_id, applied_at_utc FROM vdata_migrations._yoyo_migration"
-                )
-                applied = {mid: when for mid, when in cur.fetchall()}
-            if row and row[1]:
-                recorded = _db.recorded(cur)
-    except psycopg.Error as exc:
-        raise MigrationError(f"vdata migrate: {_db.scrub(str(exc).strip(), params)}") from None
-    states = []
-    for mid, files in found.items():
-        if mid not in applied:
-            states.append(MigrationState(mid, "pending", files.path))
-            continue
-        changed = _files.changed(files, recorded[mid]) if mid in recorded else None
-        states.append(
-            MigrationState(
-                mid,
-                "changed" if changed else "applied",
-                files.path,
-                applied[mid],
-                f"{changed.name} differs from the applied content" if changed else "",
-            )
-        )
-    states += [
-        MigrationState(mid, "missing", None, when, "applied, but no such file here")
-        for mid, when in sorted(applied.items())
-        if mid not in found
-    ]
-    return states
+    return _status.read(dsn, directory or migrations_dir())
 
 
 def new(name: str, directory: Path | None = None) -> tuple[Path, Path]:
