@@ -7,8 +7,10 @@ plugin, loaded through its ``pytest11`` entry point; see docs/testing.md.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from pathlib import Path
 
+import asyncpg
 import pytest
 
 _INTEGRATION = Path(__file__).parent / "integration"
@@ -31,3 +33,13 @@ async def app_dsn(vdata_dsn: str, vdata_app_dsn: str) -> str:
 
     await install(vdata_dsn)
     return vdata_app_dsn
+
+
+@pytest.fixture
+async def owner(vdata_dsn: str) -> AsyncIterator[asyncpg.Connection]:
+    """An owner (superuser) connection to the test's database, beside ``vdata_db``."""
+    conn = await asyncpg.connect(vdata_dsn)
+    try:
+        yield conn
+    finally:
+        await conn.close()

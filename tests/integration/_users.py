@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
@@ -38,15 +37,6 @@ def new_user(name: str = "ada", **fields: Any) -> NewUser:
     }
     values.update(fields)
     return NewUser(**values)
-
-
-async def owner_connection(dsn: str) -> AsyncIterator[asyncpg.Connection]:
-    """Yield an owner (superuser) connection to the test's database."""
-    conn = await asyncpg.connect(dsn)
-    try:
-        yield conn
-    finally:
-        await conn.close()
 
 
 async def audit_events(owner: asyncpg.Connection, entity_id: object) -> list[asyncpg.Record]:
@@ -100,5 +90,4 @@ __all__ = [
     "count_rows",
     "log_text",
     "new_user",
-    "owner_connection",
 ]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
@@ -30,15 +29,6 @@ PEPPER = "test-pepper-not-a-real-secret"
 def vdata_settings() -> vdata.Settings:
     """Settings with a pepper, so that keys are HMACs as in production."""
     return vdata.Settings.from_env(env={}, secret_key=PEPPER)
-
-
-@pytest.fixture
-async def owner(vdata_dsn: str) -> AsyncIterator[asyncpg.Connection]:
-    conn = await asyncpg.connect(vdata_dsn)
-    try:
-        yield conn
-    finally:
-        await conn.close()
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -113,16 +113,6 @@ def settings(**overrides: Any) -> vdata.Settings:
     }
     values.update(overrides)
     return cheap_settings(**values)
-
-
-@pytest.fixture
-async def owner(vdata_dsn: str) -> AsyncIterator[asyncpg.Connection]:
-    """An owner connection straight to the server (not through PgBouncer)."""
-    conn = await asyncpg.connect(vdata_dsn)
-    try:
-        yield conn
-    finally:
-        await conn.close()
 
 
 async def through(bouncer: _pgbouncer.PgBouncer, app_dsn: str, **overrides: Any) -> vdata.Database:

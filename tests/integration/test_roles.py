@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
-import asyncpg
 import pytest
 
 from tests.integration._users import (
@@ -14,7 +12,6 @@ from tests.integration._users import (
     cheap_settings,
     count_rows,
     new_user,
-    owner_connection,
 )
 from vdata import ConflictError, ForeignKeyError, NotFoundError, ValidationError
 from vdata.models.roles import Permission, Role
@@ -26,13 +23,6 @@ pytestmark = pytest.mark.integration
 def vdata_settings() -> Any:
     """Cheap argon2 parameters (users are created here)."""
     return cheap_settings()
-
-
-@pytest.fixture
-async def owner(vdata_dsn: str) -> AsyncIterator[asyncpg.Connection]:
-    """An owner connection to the same database as vdata_db."""
-    async for conn in owner_connection(vdata_dsn):
-        yield conn
 
 
 async def test_create_get_and_list_roles_and_permissions(vdata_db: Any, owner: Any) -> None:

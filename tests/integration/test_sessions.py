@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from ipaddress import IPv4Address, IPv6Address
 from typing import Any
@@ -22,15 +21,6 @@ from vdata.repositories.sessions import INVALID_SESSION
 from vdata.tokens import SecretStr, hash_token
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-async def owner(vdata_dsn: str) -> AsyncIterator[asyncpg.Connection]:
-    conn = await asyncpg.connect(vdata_dsn)
-    try:
-        yield conn
-    finally:
-        await conn.close()
 
 
 @pytest.fixture

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
-import asyncpg
 import pytest
 
 from tests.integration._users import (
@@ -16,7 +14,6 @@ from tests.integration._users import (
     cheap_settings,
     count_rows,
     new_user,
-    owner_connection,
 )
 from vdata import (
     ConflictError,
@@ -41,13 +38,6 @@ INJECTIONS = [
 def vdata_settings() -> Any:
     """Cheap argon2 parameters for every test of this module."""
     return cheap_settings()
-
-
-@pytest.fixture
-async def owner(vdata_dsn: str) -> AsyncIterator[asyncpg.Connection]:
-    """An owner connection to the same database as vdata_db."""
-    async for conn in owner_connection(vdata_dsn):
-        yield conn
 
 
 async def test_create_get_by_id_username_and_email(vdata_db: Any, owner: Any) -> None:

@@ -7,10 +7,8 @@ import logging
 import statistics
 import time
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
-import asyncpg
 import pytest
 
 from tests.integration._users import (
@@ -21,7 +19,6 @@ from tests.integration._users import (
     cheap_settings,
     log_text,
     new_user,
-    owner_connection,
 )
 from vdata import (
     AccountLockedError,
@@ -43,13 +40,6 @@ NEW_PASSWORD = "an0ther long passphrase"
 def vdata_settings() -> Any:
     """Cheap argon2 parameters; lockout after 3 failures."""
     return cheap_settings()
-
-
-@pytest.fixture
-async def owner(vdata_dsn: str) -> AsyncIterator[asyncpg.Connection]:
-    """An owner connection to the same database as vdata_db."""
-    async for conn in owner_connection(vdata_dsn):
-        yield conn
 
 
 async def test_authenticate_by_username_or_email_records_the_login(
