@@ -99,10 +99,12 @@ class Repository:
 
     async def _require(self, q: Query, what: str, key: object, /, **params: object) -> Any:
         """Return *q*'s row as its Struct; raise NotFoundError naming *what* if absent."""
-        found = await self._one(q, **params)
-        if found is None:
+        # The hot path of every get: one coroutine frame less than via _one.
+        row = await self._db.fetchrow(q, q.bind(params))
+        if row is None:
             raise NotFoundError(what, key)
-        return found
+        struct = q.struct
+        return row if struct is None else struct(*row[:])
 
     async def _versioned(
         self,
