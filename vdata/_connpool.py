@@ -20,9 +20,9 @@ connection comes back. A call that failed or was cancelled is different:
 asyncpg prepares with Parse/Describe/Flush and no Sync, so a call cancelled
 there leaves the backend inside an implicit transaction until the next
 Sync, and a cancel request may still be in flight. Such a connection comes
-back through ``release_dirty``: ``Connection.reset()`` (waits for the
-cancellation, rolls back, ``SELECT pg_advisory_unlock_all(); CLOSE ALL;
-UNLISTEN *; RESET ALL``) within the reset timeout, or it is terminated.
+back through ``release_dirty``: ``Connection.reset()`` in a task of its own
+(waits for the cancellation, rolls back, sends ``SELECT 1``: see
+``vdata._pool.Connection``) within the reset timeout, or it is terminated.
 """
 
 from __future__ import annotations
@@ -38,40 +38,22 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import asyncpg
 
-from vdata.errors import UnavailableError, translate
+from vdata._poollife import PoolLifecycle, pool_closed
+from vdata.errors import translate
 
 log = logging.getLogger("vdata.pool")
 
 Connect = Callable[[], Awaitable[asyncpg.Connection]]
 
 
-def _pool_closed() -> UnavailableError:
-    return UnavailableError("the database is closed", reason="pool_closed", not_sent=True)
-
-
-class ConnectionPool:
+class ConnectionPool(PoolLifecycle):
     """Between ``min_size`` and ``max_size`` connections made by *connect*.
 
     ``try_acquire()`` / ``release()`` are the synchronous fast path;
     ``acquire()`` opens a connection or waits for one when none is free.
     """
 
-    __slots__ = (
-        "_all",
-        "_connect",
-        "_drained",
-        "_free",
-        "_idle_since",
-        "_max_inactive",
-        "_max_size",
-        "_min_size",
-        "_opening",
-        "_reaper",
-        "_reset_timeout",
-        "_resets",
-        "_waiters",
-        "closed",
-    )
+    __slots__ = ()  # the state is declared by PoolLifecycle
 
     def __init__(
         self,
@@ -142,7 +124,7 @@ class ConnectionPool:
         self._opening -= 1
         if self.closed:
             conn.terminate()
-            raise _pool_closed()
+            raise pool_closed()
         self._all.add(conn)
         return conn
 
@@ -167,7 +149,7 @@ class ConnectionPool:
         opening one by the connect timeout (a vdata error).
         """
         if self.closed:
-            raise _pool_closed()
+            raise pool_closed()
         deadline = None if timeout is None else asyncio.get_running_loop().time() + timeout
         while True:
             conn = self.try_acquire()
@@ -238,9 +220,11 @@ class ConnectionPool:
                 fut.set_result(conn)
                 return
         self._free.append(conn)
-        if self._max_inactive and len(self._all) > self._min_size:
+        if self._max_inactive:
+            # Stamped on every release, so a stamp is never older than the
+            # connection's last use.
             self._idle_since[conn] = time.monotonic()
-            if self._reaper is None:
+            if self._reaper is None and len(self._all) > self._min_size:
                 self._reaper = asyncio.get_running_loop().create_task(
                     self._reap(), name="vdata pool reaper"
                 )
@@ -277,80 +261,3 @@ class ConnectionPool:
         self._idle_since.pop(conn, None)
         self._pass_slot()
         self._check_drained()
-
-    # -- idle connections ----------------------------------------------------
-
-    async def _reap(self) -> None:
-        """Close connections idle for ``max_inactive`` seconds, down to ``min_size``."""
-        period = min(self._max_inactive / 2, 30.0)
-        try:
-            while not self.closed and len(self._all) > self._min_size:
-                await asyncio.sleep(period)
-                limit = time.monotonic() - self._max_inactive
-                # The bottom of the LIFO list is the longest idle.
-                while self._free and len(self._all) > self._min_size:
-                    conn = self._free[0]
-                    if self._idle_since.get(conn, limit) > limit:
-                        break
-                    del self._free[0]
-                    self._all.discard(conn)
-                    self._idle_since.pop(conn, None)
-                    try:
-                        await conn.close(timeout=5)
-                    except Exception:
-                        conn.terminate()
-        finally:
-            self._reaper = None
-
-    # -- closing -------------------------------------------------------------
-
-    def _check_drained(self) -> None:
-        if self._drained is not None and len(self._free) >= len(self._all):
-            self._drained.set()
-
-    async def close(self, timeout: float) -> bool:
-        """Wait up to *timeout* for connections in use, then close all.
-
-        Returns False if some were still in use and were terminated.
-        """
-        self.closed = True
-        error = _pool_closed()
-        while self._waiters:
-            fut = self._waiters.popleft()
-            if not fut.done():
-                fut.set_exception(error)
-        if self._reaper is not None:
-            self._reaper.cancel()
-        self._drained = asyncio.Event()
-        self._check_drained()
-        clean = True
-        try:
-            await asyncio.wait_for(self._drained.wait(), timeout)
-        except TimeoutError:
-            clean = False
-        free = set(self._free)
-        for conn in list(self._all):
-            if conn not in free:
-                conn.terminate()  # still in use: its caller gets a vdata error
-        # Resets still running fail at once on their terminated connections.
-        await asyncio.gather(*self._resets, return_exceptions=True)
-        await asyncio.gather(*(self._close_one(c) for c in self._free))
-        self._all.clear()
-        self._free.clear()
-        self._idle_since.clear()
-        return clean
-
-    def terminate(self) -> None:
-        """Close every connection at once, without waiting."""
-        self.closed = True
-        for conn in self._all:
-            conn.terminate()
-        self._all.clear()
-        self._free.clear()
-
-    @staticmethod
-    async def _close_one(conn: asyncpg.Connection) -> None:
-        try:
-            await conn.close(timeout=2)
-        except Exception:
-            conn.terminate()
