@@ -119,3 +119,34 @@ async def test_a_closed_pool_refuses_calls_and_wakes_its_waiters(app_dsn: str) -
     with pytest.raises(vdata.UnavailableError):
         await db.fetchval(q("get_one"), ())
     assert db._pool.get_size() == 0
+
+
+async def test_a_connection_handed_to_a_waiter_cancelled_at_that_moment_comes_back(
+    db: vdata.Database,
+) -> None:
+    pool = db._pool
+    held = [await pool.acquire(None) for _ in range(3)]  # the pool is full
+    waiter = asyncio.ensure_future(pool.acquire(5.0))
+    await asyncio.sleep(0.05)  # it waits now
+    pool.release(held[0])  # handed to the waiter ...
+    waiter.cancel()  # ... which is cancelled before it could take it
+    with pytest.raises(asyncio.CancelledError):
+        await waiter
+    assert pool.get_idle_size() == 1  # given back, not lost with the waiter
+    for conn in held[1:]:
+        pool.release(conn)
+    assert pool.get_idle_size() == pool.get_size() == 3
+
+
+async def test_a_connection_given_back_inside_a_transaction_is_never_handed_out(
+    db: vdata.Database,
+) -> None:
+    pool = db._pool
+    conn = await pool.acquire(None)
+    await conn.execute("BEGIN")
+    pool.release(conn)  # not vdata's way: it is terminated, not reused
+    assert conn.is_closed()
+    assert conn not in pool._free
+    assert await db.fetchval(q("get_one"), ()) == 1
+    async with db.transaction() as tx:  # a fresh connection, outside any transaction
+        assert await tx.fetchval(q("get_one"), ()) == 1
