@@ -11,14 +11,12 @@ exit, so a crashing test run leaves nothing behind.
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import os
 import pwd
 import shutil
 import signal
 import subprocess
-import threading
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -27,10 +25,12 @@ from typing import Literal, Self
 from urllib.parse import quote
 
 from vdata._pgbin import PgServerError
+from vdata._pglive import forget, track
 from vdata._runas import RunAs, chown, run
 from vdata._tls import SslFiles
 
 __all__ = ["HOST", "SUPERUSER", "PgServer", "track"]
+
 
 SUPERUSER = "postgres"
 HOST = "127.0.0.1"
@@ -43,10 +43,6 @@ def _quote_conf(value: str) -> str:
     if len(value) >= 2 and value.startswith("'") and value.endswith("'"):
         return value
     return "'" + value.replace("'", "''") + "'"
-
-
-_live: set[PgServer] = set()
-_live_lock = threading.Lock()
 
 
 class PgServer:
@@ -150,8 +146,7 @@ class PgServer:
             if not self.removed:
                 shutil.rmtree(self.base_dir, ignore_errors=True)
                 self.removed = True
-            with _live_lock:
-                _live.discard(self)
+            forget(self)
 
     def __enter__(self) -> Self:
         """Return the running server."""
@@ -275,21 +270,3 @@ class PgServer:
     def _bind_failed(self) -> bool:
         tail = self.log_tail(20)
         return "could not bind" in tail or "Address already in use" in tail
-
-
-def track(server: PgServer) -> None:
-    """Have ``server`` stopped and removed at interpreter exit unless ``stop()`` runs first."""
-    with _live_lock:
-        _live.add(server)
-
-
-def _cleanup_all() -> None:
-    """Stop every server still alive (registered with ``atexit``)."""
-    with _live_lock:
-        servers = list(_live)
-    for s in servers:
-        with contextlib.suppress(Exception):
-            s.stop()
-
-
-atexit.register(_cleanup_all)

@@ -224,6 +224,40 @@ def test_interpreter_exit_stops_servers_even_after_an_error(tmp_path: Path) -> N
     assert not _port_open(int(port))
 
 
+def test_sigterm_stops_servers_too(tmp_path: Path) -> None:
+    # A CI timeout or a cancelled job ends the run with SIGTERM, which by
+    # default skips atexit: the servers must be stopped all the same.
+    script = textwrap.dedent(
+        """
+        import time
+        from vdata import pgserver
+        s = pgserver.start()
+        print(s.base_dir, s._pid(), s.port, flush=True)
+        time.sleep(120)
+        """
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+    try:
+        assert proc.stdout is not None
+        base, pid, port = proc.stdout.readline().split()
+        assert _pid_alive(int(pid))
+        proc.terminate()  # SIGTERM
+        assert proc.wait(timeout=60) == 128 + 15
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert not Path(base).exists()
+    assert _wait_gone(int(pid))
+    assert not _port_open(int(port))
+
+
 # ------------------------------------------------------------------------------ TLS
 
 
