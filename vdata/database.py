@@ -15,8 +15,9 @@ import asyncpg
 from vdata import _pool
 from vdata._connpool import ConnectionPool
 from vdata._deadline import Deadlines
+from vdata._poollife import pool_closed
 from vdata.breaker import CircuitBreaker
-from vdata.errors import Stage, TransientError, UnavailableError, VdataError, translate
+from vdata.errors import Stage, TransientError, VdataError, translate
 from vdata.health import Counters, Health, health_report
 from vdata.queries import Query
 from vdata.repositories import Areas
@@ -141,7 +142,7 @@ class Database(Areas):
         self, q: Query, method: Callable[..., Awaitable[Any]], args: Sequence[object]
     ) -> Any:
         if self._closed:
-            raise UnavailableError("the database is closed", reason="pool_closed", not_sent=True)
+            raise pool_closed()
         breaker = self.breaker
         breaker.before_call()  # raises UnavailableError while the circuit is open
         counters = self.counters
@@ -224,9 +225,7 @@ class Database(Areas):
     async def _acquire_for_transaction(self) -> asyncpg.Connection:
         async def acquire() -> asyncpg.Connection:
             if self._closed:
-                raise UnavailableError(
-                    "the database is closed", reason="pool_closed", not_sent=True
-                )
+                raise pool_closed()
             self.breaker.before_call()
             # No on_success here: taking a connection proves nothing about the
             # server. The transaction reports its outcome when it ends.
