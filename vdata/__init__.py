@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from vdata.database import Database, connect
+from vdata.engine.database import Database, connect
+from vdata.engine.health import Health
+from vdata.engine.repository import Page, Slice
+from vdata.engine.transaction import Transaction
 from vdata.errors import (
     AccountLockedError,
     AuthenticationError,
@@ -19,7 +22,6 @@ from vdata.errors import (
     ValidationError,
     VdataError,
 )
-from vdata.health import Health
 from vdata.models import (
     ApiKey,
     ApiKeyUsage,
@@ -43,9 +45,7 @@ from vdata.models import (
     User,
     UserPatch,
 )
-from vdata.repositories._base import Page, Slice
 from vdata.settings import Settings
-from vdata.transaction import Transaction
 
 __all__ = [
     "AccountLockedError",

@@ -1,274 +1,76 @@
-"""Database: the asyncpg pool behind a circuit breaker, retries and error translation."""
+"""vdata.Database and vdata.Transaction: the engine with vdata's bundled areas typed, and connect().
+
+The engine (``vdata.engine``) knows no repository; this module composes
+it with the bundled domain (``vdata.repositories``) and with whatever
+areas a service registers, and declares the bundled areas' types so that
+``db.users.get(...)`` is typed.
+"""
 
 from __future__ import annotations
 
-__all__ = ["Database", "connect"]
+__all__ = ["Database", "Transaction", "connect"]
 
-import logging
-import time
-from collections.abc import Awaitable, Callable, Sequence
-from types import TracebackType
-from typing import Any, TypeVar
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
-import asyncpg
-
-from vdata import _pool
-from vdata._connpool import ConnectionPool
-from vdata._deadline import Deadlines
-from vdata._poollife import pool_closed
-from vdata.breaker import CircuitBreaker
-from vdata.errors import Stage, TransientError, VdataError, translate
-from vdata.health import Counters, Health, health_report
-from vdata.queries import Query
-from vdata.repositories import Areas
-from vdata.retry import is_transient, proves_not_sent, rerun, retry_call
+from vdata.engine import database as engine
+from vdata.engine import transaction
+from vdata.engine.repository import Repository
+from vdata.repositories import BUNDLED_AREAS
 from vdata.settings import Settings
-from vdata.transaction import IsolationLevel, Transaction, TransactionContext
 
-log = logging.getLogger("vdata.database")
-slow_log = logging.getLogger("vdata.query")
-T = TypeVar("T")
-
-# Bound methods of asyncpg's Connection, looked up once: the hot path calls
-# them on the pooled connection without a getattr per call.
-_FETCHROW = asyncpg.Connection.fetchrow
-_FETCH = asyncpg.Connection.fetch
-_FETCHVAL = asyncpg.Connection.fetchval
-_EXECUTE = asyncpg.Connection.execute
+if TYPE_CHECKING:
+    from vdata.repositories.api_keys import ApiKeyRepository
+    from vdata.repositories.audit import AuditRepository
+    from vdata.repositories.projects import ProjectRepository
+    from vdata.repositories.roles import RoleRepository
+    from vdata.repositories.sessions import SessionRepository
+    from vdata.repositories.tasks import TaskRepository
+    from vdata.repositories.users import UserRepository
 
 
-class Database(Areas):
-    """A pool of connections to one PostgreSQL, and the repositories on it."""
+class Transaction(transaction.Transaction):
+    """One connection inside BEGIN ... COMMIT, with every registered area."""
 
-    actor: str | None = None  # writes on the pool name their actor explicitly
-
-    def __init__(self, settings: Settings, pool: ConnectionPool) -> None:
-        self.settings = settings
-        self._pool = pool
-        self.counters = Counters()
-        self.breaker = CircuitBreaker(
-            failure_threshold=settings.breaker_failure_threshold,
-            cooldown=settings.breaker_cooldown,
-            jitter=settings.breaker_cooldown_jitter,
-            half_open_max_calls=settings.breaker_half_open_max_calls,
-        )
-        self._acquire_timeout = settings.acquire_timeout
-        # command_timeout, enforced by one watchdog (vdata/_deadline.py).
-        self.deadlines = Deadlines(settings.command_timeout)
-        self._slow = settings.slow_query_threshold
-        self._closed = False
-        self._close_hooks: list[Callable[[], Awaitable[None]]] = []
-
-    def __repr__(self) -> str:
-        state = "closed" if self._closed else self.breaker.state
-        return f"<vdata.Database {self.settings!r} {state}>"
-
-    async def __aenter__(self) -> Database:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
-
-    async def close(self, timeout: float | None = None) -> None:
-        """Wait up to *timeout* (default ``close_timeout``) for calls in flight, then close.
-
-        Connections still busy when the time is up are terminated; their
-        callers get UnavailableError.
-        """
-        if self._closed:
-            return
-        # Hooks run while the pool still works (e.g. flushing buffered API-key
-        # usage); a failing hook is logged and does not keep the pool open.
-        for hook in self._close_hooks:
-            try:
-                await hook()
-            except Exception:
-                log.exception("close: a close hook failed")
-        self._closed = True
-        limit = self.settings.close_timeout if timeout is None else timeout
-        if not await self._pool.close(limit):
-            log.warning("close: calls still in flight after %.1f s; terminated", limit)
-        await self.deadlines.close()
-
-    def add_close_hook(self, hook: Callable[[], Awaitable[None]]) -> None:
-        """Have ``close()`` await *hook* first, while the pool is still open."""
-        self._close_hooks.append(hook)
-
-    # -- the executor ----------------------------------------------------
-
-    async def fetchrow(self, q: Query, args: Sequence[object]) -> asyncpg.Record | None:
-        """Run *q* on a pooled connection; return its first row or None."""
-        return await self._run(q, _FETCHROW, args)
-
-    async def fetch(self, q: Query, args: Sequence[object]) -> list[asyncpg.Record]:
-        """Run *q* on a pooled connection; return every row."""
-        return await self._run(q, _FETCH, args)  # type: ignore[no-any-return]
-
-    async def fetchval(self, q: Query, args: Sequence[object]) -> object:
-        """Run *q* on a pooled connection; return the first column of the first row."""
-        return await self._run(q, _FETCHVAL, args)
-
-    async def execute(self, q: Query, args: Sequence[object]) -> str:
-        """Run *q* on a pooled connection; return its status string."""
-        return str(await self._run(q, _EXECUTE, args))
-
-    async def _run(
-        self, q: Query, method: Callable[..., Awaitable[Any]], args: Sequence[object]
-    ) -> Any:
-        try:
-            return await self._attempt(q, method, args)
-        except VdataError as error:
-            # A read may run again; a write only if it provably never left
-            # the client (DESIGN.md: retries never duplicate a write).
-            if not (is_transient(error) and (q.read_only or error.not_sent)):
-                raise
-            first = error
-        return await retry_call(
-            lambda: self._attempt(q, method, args),
-            tries=self.settings.retry_tries - 1,
-            max_time=self.settings.retry_max_time,
-            retry_on=lambda e: is_transient(e) and (q.read_only or proves_not_sent(e)),
-            on_retry=self._count_retry,
-            name=q.name,
-            first_error=first,
-        )
-
-    async def _attempt(
-        self, q: Query, method: Callable[..., Awaitable[Any]], args: Sequence[object]
-    ) -> Any:
-        if self._closed:
-            raise pool_closed()
-        breaker = self.breaker
-        breaker.before_call()  # raises UnavailableError while the circuit is open
-        counters = self.counters
-        counters.queries += 1
-        pool = self._pool
-        # The fast path takes a free connection without awaiting anything.
-        conn = pool.try_acquire() or await self._acquire(q)
-        deadlines = self.deadlines
-        started = time.perf_counter()
-        deadlines.start(conn)
-        try:
-            result = await method(conn, q.sql, *args)
-        except BaseException as caught:
-            deadlines.stop(conn)
-            cause = deadlines.explain(conn, caught)
-            if isinstance(cause, asyncpg.exceptions.InternalClientError):
-                conn.terminate()  # out of step with its server: never reuse it
-            error = self._failed(cause, q, None)
-            pool.release_dirty(conn)  # may be mid-protocol: full reset
-            raise error from cause
-        deadlines.stop(conn)
-        pool.release(conn)
-        breaker.on_success()
-        elapsed = time.perf_counter() - started
-        if elapsed >= self._slow:
-            counters.slow_queries += 1
-            slow_log.warning("slow query %s took %.1f ms", q.name, elapsed * 1000)
-        return result
-
-    async def _acquire(self, q: Query | None) -> asyncpg.Connection:
-        """Open or wait for a connection (no free one); failures as vdata errors."""
-        try:
-            return await self._pool.acquire(self._acquire_timeout)
-        except BaseException as exc:
-            raise self._failed(exc, q, "acquire") from exc
-
-    def _failed(self, exc: BaseException, q: Query | None, stage: Stage) -> BaseException:
-        """Record *exc* with the breaker and counters; return what to raise.
-
-        A cancellation (or any BaseException) propagates unchanged; every
-        Exception becomes a vdata error naming the query.
-        """
-        self.breaker.on_failure(exc)
-        if not isinstance(exc, Exception):
-            return exc
-        error = translate(exc, query=q.name if q is not None else None, stage=stage)
-        if stage is not None and error.reason != "acquire_timeout":
-            self.counters.connect_failures += 1
-        self.counters.failures[type(error).__name__] += 1
-        return error
-
-    def _count_retry(self, error: BaseException, attempt: int) -> None:
-        self.counters.retries += 1
-
-    # -- transactions -----------------------------------------------------
-
-    def transaction(
-        self,
-        actor: str | None = None,
-        isolation: IsolationLevel | None = None,
-        readonly: bool = False,
-    ) -> TransactionContext:
-        """Return ``async with db.transaction() as tx``: one connection, all or nothing."""
-        return TransactionContext(self, actor=actor, isolation=isolation, readonly=readonly)
-
-    async def run_in_transaction(
-        self,
-        fn: Callable[[Transaction], Awaitable[T]],
-        *,
-        retries: int = 3,
-        actor: str | None = None,
-        isolation: IsolationLevel | None = "serializable",
-        readonly: bool = False,
-    ) -> T:
-        """Run ``fn(tx)`` in a transaction; re-run it whole on serialization failure or deadlock."""
-        return await rerun(
-            self, fn, retries=retries, actor=actor, isolation=isolation, readonly=readonly
-        )
-
-    async def _acquire_for_transaction(self) -> asyncpg.Connection:
-        async def acquire() -> asyncpg.Connection:
-            if self._closed:
-                raise pool_closed()
-            self.breaker.before_call()
-            # No on_success here: taking a connection proves nothing about the
-            # server. The transaction reports its outcome when it ends.
-            return self._pool.try_acquire() or await self._acquire(None)
-
-        try:
-            return await acquire()
-        except TransientError as first:
-            # Acquiring sends no statement, so it is always safe to retry.
-            return await retry_call(
-                acquire,
-                tries=self.settings.retry_tries - 1,
-                max_time=self.settings.retry_max_time,
-                retry_on=is_transient,
-                on_retry=self._count_retry,
-                name="acquire",
-                first_error=first,
-            )
-
-    async def _release(self, conn: asyncpg.Connection, *, failed: bool = False) -> None:
-        if failed:
-            self._pool.release_dirty(conn)
-        else:
-            self._pool.release(conn)
-
-    # -- health -----------------------------------------------------------
-
-    async def health(self, timeout: float = 2.0) -> Health:
-        """Return the state of server, pool and breaker; never raises."""
-        return await health_report(self._pool, self.breaker, self.counters, timeout=timeout)
+    # The bundled areas, typed; instances are made on first access.
+    users: UserRepository
+    roles: RoleRepository
+    api_keys: ApiKeyRepository
+    sessions: SessionRepository
+    audit: AuditRepository
+    projects: ProjectRepository
+    tasks: TaskRepository
 
 
-async def connect(dsn: str | None = None, *, settings: Settings | None = None) -> Database:
+class Database(engine.Database[Transaction]):
+    """A pool of connections to one PostgreSQL, with every registered area."""
+
+    users: UserRepository
+    roles: RoleRepository
+    api_keys: ApiKeyRepository
+    sessions: SessionRepository
+    audit: AuditRepository
+    projects: ProjectRepository
+    tasks: TaskRepository
+
+
+async def connect(
+    dsn: str | None = None,
+    *,
+    settings: Settings | None = None,
+    areas: Mapping[str, type[Repository]] | None = None,
+    bundled: bool = True,
+) -> Database:
     """Open a pool to *dsn* (or ``settings.dsn``, or ``VDATA_DSN``) and return the Database.
 
-    Raise UnavailableError if the server cannot be reached, ValidationError
-    for bad settings.
+    *areas* are a service's repositories by attribute name: ``db.<name>``
+    and ``tx.<name>``. vdata's own areas (``users`` ... ``tasks``) are
+    registered too unless *bundled* is False; a service's area of the same
+    name replaces the bundled one. Raise UnavailableError if the server
+    cannot be reached, ValidationError for bad settings.
     """
     settings = settings or Settings.from_env()
     if dsn is not None:
         settings = settings.replace(dsn=dsn)
-    if not settings.dsn:
-        from vdata.errors import ValidationError
-
-        raise ValidationError("no DSN: pass connect(dsn) or set VDATA_DSN", field="dsn")
-    return Database(settings, await _pool.create_pool(settings))
+    registered = {**BUNDLED_AREAS, **(areas or {})} if bundled else dict(areas or {})
+    return await Database.open(settings, transaction_class=Transaction, areas=registered)

@@ -1,7 +1,6 @@
 """The vdata error tree: every error vdata raises, public as ``vdata.<Name>``.
 
-Translating asyncpg and OS errors into it is ``vdata._translate``; its
-``translate`` is re-exported here.
+Translating asyncpg and OS errors into it is ``vdata.engine.failures``.
 """
 
 from __future__ import annotations
@@ -22,7 +21,6 @@ __all__ = [
     "UnavailableError",
     "ValidationError",
     "VdataError",
-    "translate",
 ]
 
 from datetime import datetime
@@ -200,10 +198,3 @@ def _safe_ident(name: str) -> str:
     # Identifiers come from the schema, but a PL/pgSQL RAISE can set them to
     # anything: keep only what looks like an identifier.
     return name if len(name) <= 128 and name.isprintable() else "<unprintable>"
-
-
-# Last: vdata._translate imports the classes above. Every caller imports
-# translate (and tests the tables) from here.
-from vdata._translate import _BY_CLASS as _BY_CLASS  # noqa: E402
-from vdata._translate import _BY_CODE as _BY_CODE  # noqa: E402
-from vdata._translate import translate  # noqa: E402

@@ -1,19 +1,31 @@
-"""The named queries of ``sql/``, loaded once by aiosql, and their row Structs."""
+"""Named queries: ``.sql`` folders loaded once by aiosql, and their typed binding to Structs.
+
+A folder of ``.sql`` files is loaded with :func:`load_queries`; each
+``-- name:`` becomes a :class:`Query`. ``Queries.bind(name, Struct)``
+returns the same statement typed as ``Query[Struct]``: a repository helper
+that runs it returns ``Struct`` to the type checker, and builds one per
+row positionally. The binding is declared beside the repository that uses
+it, and recorded on the loaded folder so that ``vdata check`` can compare
+the Struct with the columns the server reports.
+"""
 
 from __future__ import annotations
 
-__all__ = ["Query", "QueryKind", "all_queries", "load", "query"]
+__all__ = ["Queries", "Query", "QueryKind", "load", "load_queries"]
 
 import enum
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import aiosql
+import asyncpg
 
 from vdata._resources import sql_dir
+
+T = TypeVar("T")
 
 
 class QueryKind(enum.Enum):
@@ -40,17 +52,25 @@ _KINDS = {
 _READ_ONLY = re.compile(r"^\s*(?:--[^\n]*\n\s*)*(SELECT|VALUES|TABLE)\b", re.IGNORECASE)
 _WRITES = re.compile(r"\b(INSERT|UPDATE|DELETE|MERGE)\b", re.IGNORECASE)
 _LOCKING = re.compile(r"\bFOR\s+(NO\s+KEY\s+)?UPDATE\b", re.IGNORECASE)
+_WORD_START = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 
 
-class Query:
-    """One named query: its SQL with ``$n`` placeholders and its parameter order.
+class Query(Generic[T]):
+    """One named statement: its SQL with ``$n`` placeholders, and what its rows become.
 
-    ``struct`` is the msgspec Struct its rows become (set once, by
-    :func:`query`), which ``vdata check`` compares with the result columns.
+    ``struct`` is the type of one result: a msgspec Struct built
+    positionally from each row (``Struct(*row)``), a scalar type for a
+    ``$`` query, or None for a query whose rows stay asyncpg Records.
+    ``params`` is the order of the ``$n`` placeholders; ``declared`` the
+    order of the ``-- name: f(a, b)`` signature, which positional
+    arguments follow.
     """
 
     __slots__ = (
+        "_order",
+        "declared",
         "doc",
+        "entity",
         "kind",
         "line",
         "name",
@@ -60,6 +80,8 @@ class Query:
         "sql",
         "struct",
     )
+
+    struct: type[T] | None
 
     def __init__(
         self,
@@ -71,47 +93,74 @@ class Query:
         doc: str,
         path: Path,
         line: int,
+        declared: tuple[str, ...] | None = None,
     ) -> None:
         self.name = name
         self.sql = sql
         self.params = params
+        self.declared = params if declared is None else declared
         self.kind = kind
         self.doc = doc
         self.path = path
         self.line = line
         self.read_only = bool(_READ_ONLY.match(sql)) and not _WRITES.search(_LOCKING.sub("", sql))
-        self.struct: type[Any] | None = None
+        self.struct = None
+        self.entity = "row"
+        # Positional arguments come in declared order; the wire wants $n order.
+        self._order: tuple[int, ...] | None = (
+            None
+            if self.declared == params or set(self.declared) != set(params)
+            else tuple(self.declared.index(p) for p in params)
+        )
 
     def __repr__(self) -> str:
-        return f"<Query {self.name} ({self.path.name}:{self.line})>"
+        to = f" -> {self.struct.__name__}" if self.struct is not None else ""
+        return f"<Query {self.name}{to} ({self.path.name}:{self.line})>"
 
-    def bind(self, values: Mapping[str, object]) -> tuple[object, ...]:
-        """Return the positional arguments for *values*; raise TypeError on a mismatch."""
-        if len(values) != len(self.params):
-            self._mismatch(values)
-        try:
-            return tuple([values[name] for name in self.params])
-        except KeyError:
-            self._mismatch(values)
-            raise  # unreachable; keeps type checkers content
+    def _typed(self, struct: type[Any], entity: str) -> Query[Any]:
+        bound: Query[Any] = object.__new__(Query)
+        for slot in Query.__slots__:
+            object.__setattr__(bound, slot, getattr(self, slot))
+        bound.struct = struct
+        bound.entity = entity
+        return bound
 
-    def _mismatch(self, values: Mapping[str, object]) -> None:
-        # A programming error in a repository, so a TypeError, not a vdata
-        # error: names only, never the values.
+    def arguments(self, args: Sequence[object], values: Mapping[str, object]) -> Sequence[object]:
+        """Return the ``$n`` arguments for *args* (declared order) or *values* (by name).
+
+        Raise TypeError on a mismatch: a programming error in a repository,
+        reported with parameter names only, never the values.
+        """
+        if not values:
+            if len(args) != len(self.params):
+                raise TypeError(
+                    f"query {self.name} takes {len(self.params)} arguments "
+                    f"({', '.join(self.declared)}), got {len(args)}"
+                )
+            order = self._order
+            return args if order is None else [args[i] for i in order]
+        if args:
+            raise TypeError(f"query {self.name}: pass arguments by position or by name, not both")
+        if len(values) == len(self.params):
+            try:
+                return [values[name] for name in self.params]
+            except KeyError:
+                pass
         missing = sorted(set(self.params) - set(values))
         extra = sorted(set(values) - set(self.params))
         raise TypeError(f"query {self.name}: missing parameters {missing}, unexpected {extra}")
 
 
 class Queries:
-    """Every named query of ``sql/``, by ``"<folder>.<name>"``."""
+    """Every named query of one folder of ``.sql`` files, by ``"<subfolder>.<name>"``."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
         # aiosql refuses undeclared and unused parameters at load time.
         loaded = aiosql.from_path(root, "asyncpg", kwargs_only=True)
         adapter = loaded.driver_adapter
-        self._by_name: dict[str, Query] = {}
+        self._by_name: dict[str, Query[asyncpg.Record]] = {}
+        self._bound: dict[str, Query[Any]] = {}
         for qualified in sorted(loaded.available_queries):
             if qualified.endswith("_cursor"):
                 continue  # aiosql adds a cursor variant of each select; unused
@@ -124,20 +173,53 @@ class Queries:
                 name=qualified,
                 sql=fn.sql,
                 params=tuple(adapter.var_sorted.get(qualified, ())),
+                declared=tuple(getattr(fn, "parameters", None) or ()) or None,
                 kind=_KINDS[operation],
                 doc=(fn.__doc__ or "").strip(),
                 path=Path(code.co_filename),
                 line=code.co_firstlineno,
             )
 
-    def __getitem__(self, name: str) -> Query:
+    def __repr__(self) -> str:
+        return f"<Queries {self.root} ({len(self)} queries, {len(self._bound)} bound)>"
+
+    def __getitem__(self, name: str) -> Query[asyncpg.Record]:
+        """Return the query *name*, its rows as asyncpg Records; raise KeyError if absent."""
         try:
             return self._by_name[name]
         except KeyError:
             raise KeyError(f"no query named {name!r} under {self.root}") from None
 
-    def __iter__(self) -> Iterator[Query]:
-        return iter(self._by_name.values())
+    def bind(self, name: str, struct: type[T], *, entity: str | None = None) -> Query[T]:
+        """Return the query *name* typed so that each result becomes *struct*.
+
+        *struct* is a msgspec Struct whose fields are the query's columns in
+        order (``vdata check`` verifies it), or for a ``$`` query the type of
+        its value. *entity* names the row in NotFoundError (default: the
+        Struct's name in words, ``ApiKey`` -> ``"api key"``). Binding the same
+        query to two different types is refused with ValueError.
+        """
+        earlier = self._bound.get(name)
+        if earlier is not None:
+            if earlier.struct is not struct:
+                raise ValueError(
+                    f"{name} is already bound to {earlier.struct!r}, not {struct.__name__}"
+                )
+            return earlier
+        if entity is None:
+            entity = _WORD_START.sub(" ", struct.__name__).lower()
+        bound: Query[T] = self[name]._typed(struct, entity)
+        self._bound[name] = bound
+        return bound
+
+    def bound(self) -> list[Query[Any]]:
+        """Return the queries bound to a type so far, by name."""
+        return [self._bound[name] for name in sorted(self._bound)]
+
+    def __iter__(self) -> Iterator[Query[Any]]:
+        """Yield every query, the bound version where one was declared."""
+        for name, q in self._by_name.items():
+            yield self._bound.get(name, q)
 
     def __len__(self) -> int:
         return len(self._by_name)
@@ -151,26 +233,20 @@ def _lookup(loaded: Any, qualified: str) -> Any:
 
 
 @cache
-def load(root: Path | None = None) -> Queries:
-    """Return the queries under *root* (default: vdata's ``sql/``), loaded once."""
-    return Queries(root or sql_dir())
+def _load(root: Path) -> Queries:
+    return Queries(root)
 
 
-def all_queries() -> Queries:
-    """Return vdata's own queries."""
-    return load()
+def load_queries(root: str | Path) -> Queries:
+    """Return the named queries of the folder *root*, loaded once per process.
 
-
-def query(name: str, struct: type[Any] | None = None) -> Query:
-    """Return the query *name* and tie it to the Struct its rows become.
-
-    This is the one declared place where a query meets its Struct: the
-    repositories read ``q.struct`` and ``vdata check`` verifies it against
-    the columns the server reports.
+    Each subfolder is a namespace: ``root/invoices/*.sql`` holds
+    ``invoices.<name>``. aiosql checks every query's declared parameters
+    at load time; a malformed file raises here, at import, not at a call.
     """
-    q = load()[name]
-    if struct is not None:
-        if q.struct is not None and q.struct is not struct:
-            raise ValueError(f"{name} already maps to {q.struct.__name__}, not {struct.__name__}")
-        q.struct = struct
-    return q
+    return _load(Path(root).resolve())
+
+
+def load(root: Path | None = None) -> Queries:
+    """Return the queries under *root*, by default vdata's own ``sql/``."""
+    return load_queries(root or sql_dir())

@@ -8,14 +8,12 @@ from typing import Any
 import asyncpg
 import pytest
 
+from vdata.engine.failures import _BY_CLASS, _BY_CODE, translate
 from vdata.errors import (
-    _BY_CLASS,
-    _BY_CODE,
     ConflictError,
     QueryTimeoutError,
     ValidationError,
     VdataError,
-    translate,
 )
 
 pytestmark = pytest.mark.integration

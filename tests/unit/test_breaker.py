@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from vdata.breaker import BreakerSnapshot, BreakerState, CircuitBreaker
+from vdata.engine.breaker import BreakerSnapshot, BreakerState, CircuitBreaker
 from vdata.errors import ConflictError, NotFoundError, TransientError, UnavailableError
 
 CLOSED, OPEN, HALF_OPEN = BreakerState.CLOSED, BreakerState.OPEN, BreakerState.HALF_OPEN

@@ -14,7 +14,9 @@ from asyncpg.exceptions._base import PostgresMessageMeta
 from hypothesis import given
 from hypothesis import strategies as st
 
+import vdata.engine.failures as failures
 import vdata.errors as errors
+from vdata.engine.failures import translate
 from vdata.errors import (
     AccountLockedError,
     ConflictError,
@@ -28,7 +30,6 @@ from vdata.errors import (
     UnavailableError,
     ValidationError,
     VdataError,
-    translate,
 )
 
 SECRET = "hunter2-s3cr3t"
@@ -81,7 +82,7 @@ EXPECTED_BY_CODE = {
 
 
 def test_expected_table_covers_every_mapped_code() -> None:
-    assert set(EXPECTED_BY_CODE) == set(errors._BY_CODE)
+    assert set(EXPECTED_BY_CODE) == set(failures._BY_CODE)
 
 
 @pytest.mark.parametrize(("code", "cls"), sorted(EXPECTED_BY_CODE.items()))
@@ -326,5 +327,5 @@ def test_any_sqlstate_translates_without_leaking(code: str, constraint: str | No
     assert isinstance(error, VdataError)
     if constraint is None or SECRET not in constraint:
         assert_safe(error)
-    if len(code) == 5 and code in errors._BY_CODE:
-        assert type(error) is errors._BY_CODE[code]
+    if len(code) == 5 and code in failures._BY_CODE:
+        assert type(error) is failures._BY_CODE[code]

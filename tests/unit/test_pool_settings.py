@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from vdata import Settings
-from vdata._pool import server_settings, ssl_argument, ssl_mode_name
+from vdata.engine.connect import server_settings, ssl_argument, ssl_mode_name
 
 CA = Path(ssl.get_default_verify_paths().cafile or "")
 

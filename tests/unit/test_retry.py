@@ -10,7 +10,15 @@ import asyncpg
 import pytest
 from asyncpg.exceptions._base import PostgresMessageMeta
 
-import vdata.errors as errors
+import vdata.engine.failures as failures
+from vdata.engine.failures import translate
+from vdata.engine.retry import (
+    AVAILABILITY_SQLSTATES,
+    is_availability_failure,
+    is_transient,
+    proves_not_sent,
+    retry_call,
+)
 from vdata.errors import (
     ConflictError,
     NotFoundError,
@@ -18,14 +26,6 @@ from vdata.errors import (
     TransientError,
     UnavailableError,
     VdataError,
-    translate,
-)
-from vdata.retry import (
-    AVAILABILITY_SQLSTATES,
-    is_availability_failure,
-    is_transient,
-    proves_not_sent,
-    retry_call,
 )
 
 SECRET = "hunter2-s3cr3t"
@@ -70,9 +70,9 @@ def test_the_transient_and_availability_table(code: str, expected: tuple[bool, b
 
 
 def test_transient_is_exactly_what_translates_to_transient_error() -> None:
-    transient_codes = {c for c, cls in errors._BY_CODE.items() if cls is TransientError}
+    transient_codes = {c for c, cls in failures._BY_CODE.items() if cls is TransientError}
     assert transient_codes == {"40001", "40P01", "53300", "57P01", "57P02", "57P03", "57P05"}
-    assert errors._BY_CLASS["08"] is TransientError
+    assert failures._BY_CLASS["08"] is TransientError
 
 
 def test_availability_sqlstates_translate_to_outage_classes() -> None:

@@ -8,7 +8,7 @@ import asyncio
 import logging
 from uuid import UUID
 
-from vdata.database import Database
+from vdata.engine.database import Database
 from vdata.errors import VdataError
 from vdata.queries import query
 

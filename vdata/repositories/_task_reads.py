@@ -8,10 +8,10 @@ import datetime as dt
 import uuid
 from typing import Any
 
+from vdata.engine.repository import Repository, Slice
 from vdata.errors import ValidationError
 from vdata.models.tasks import TASK_STATUSES, Task
 from vdata.queries import Query, query
-from vdata.repositories._base import Repository, Slice
 
 _GET = query("tasks.get_task_by_id", Task)
 _BY_PROJECT = query("tasks.list_tasks_by_project", Task)

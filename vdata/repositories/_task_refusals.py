@@ -13,11 +13,11 @@ __all__ = ["TaskRefusals"]
 import uuid
 from typing import NoReturn
 
+from vdata.engine.repository import Repository
 from vdata.errors import NotFoundError, PermissionDeniedError, StaleVersionError, ValidationError
 from vdata.models.projects import ProjectAccess
 from vdata.models.tasks import TaskAccess
 from vdata.queries import query
-from vdata.repositories._base import Repository
 
 _ACCESS = query("tasks.get_task_access", TaskAccess)
 _PROJECT_ACCESS = query("projects.get_project_access", ProjectAccess)

@@ -14,6 +14,7 @@ from datetime import timedelta
 from ipaddress import IPv4Address, IPv6Address, ip_address
 from uuid import UUID
 
+from vdata.engine.repository import Repository
 from vdata.errors import (
     AccountLockedError,
     AuthenticationError,
@@ -23,7 +24,6 @@ from vdata.errors import (
 from vdata.models.users import Credentials, EmailVerification, User
 from vdata.passwords import MAX_PASSWORD_BYTES, PasswordHasher, check_password_policy, hasher_for
 from vdata.queries import query
-from vdata.repositories._base import Repository
 from vdata.tokens import SecretStr, hash_token, mint_token
 from vdata.validation import check_actor
 

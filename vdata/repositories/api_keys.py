@@ -9,7 +9,8 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from uuid import UUID
 
-from vdata.database import Database
+from vdata.engine.database import Database
+from vdata.engine.repository import Executor, Repository
 from vdata.errors import (
     AuthenticationError,
     NotFoundError,
@@ -19,7 +20,6 @@ from vdata.errors import (
 from vdata.models.api_keys import ApiKey, ApiKeyUsage, IssuedApiKey
 from vdata.queries import query
 from vdata.repositories._api_key_usage import UsageBuffer
-from vdata.repositories._base import Executor, Repository
 from vdata.tokens import SecretStr, hash_secret, mint_api_key, parse_api_key
 from vdata.validation import check_identifier
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import msgspec
 
+from vdata.engine.repository import Repository, Slice
 from vdata.models.audit import (
     AuditDailyCount,
     AuditEvent,
@@ -24,7 +25,6 @@ from vdata.models.audit import (
     DroppedPartition,
 )
 from vdata.queries import query
-from vdata.repositories._base import Repository, Slice
 from vdata.validation import check_identifier
 
 _INSERT = query("audit.insert_audit_event", AuditEvent)

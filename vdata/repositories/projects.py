@@ -16,10 +16,10 @@ __all__ = ["ProjectRepository"]
 import uuid
 from typing import Any, NoReturn
 
+from vdata.engine.repository import Page, Repository, Slice
 from vdata.errors import NotFoundError, PermissionDeniedError, StaleVersionError
 from vdata.models.projects import NewProject, Project, ProjectAccess, ProjectPatch, ProjectStats
 from vdata.queries import query
-from vdata.repositories._base import Page, Repository, Slice
 from vdata.validation import check_identifier, check_text
 
 _INSERT = query("projects.insert_project", Project)

@@ -8,10 +8,10 @@ import builtins
 import re
 from uuid import UUID
 
+from vdata.engine.repository import Repository
 from vdata.errors import ValidationError
 from vdata.models.roles import Permission, Role
 from vdata.queries import query
-from vdata.repositories._base import Repository
 from vdata.validation import check_identifier, check_text
 
 _INSERT_ROLE = query("roles.insert_role", Role)

@@ -8,10 +8,10 @@ from datetime import timedelta
 from ipaddress import IPv4Address, IPv6Address, ip_address
 from uuid import UUID
 
+from vdata.engine.repository import Repository
 from vdata.errors import AuthenticationError, NotFoundError, ValidationError
 from vdata.models.sessions import IssuedSession, Session
 from vdata.queries import query
-from vdata.repositories._base import Repository
 from vdata.tokens import SecretStr, hash_token, mint_token
 from vdata.validation import check_text
 

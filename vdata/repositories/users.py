@@ -12,10 +12,10 @@ import builtins
 from typing import Any
 from uuid import UUID
 
+from vdata.engine.repository import Page, Slice
 from vdata.errors import ValidationError
 from vdata.models.users import NewUser, User, UserPatch
 from vdata.queries import Query, query
-from vdata.repositories._base import Page, Slice
 from vdata.repositories._users_login import UserLoginMixin
 from vdata.validation import check_email, check_text, check_username
 

@@ -1,22 +1,24 @@
-"""Transaction: the one connection of an open transaction, as an executor."""
+"""Transaction: the one connection of an open transaction, as an executor holding the areas."""
 
 from __future__ import annotations
 
 __all__ = ["IsolationLevel", "Transaction", "TransactionContext"]
 
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
-from vdata.errors import VdataError, translate
-from vdata.repositories import Areas
+from vdata.engine.failures import translate
+from vdata.errors import VdataError
 
 if TYPE_CHECKING:
     import asyncpg
     from asyncpg.transaction import Transaction as PgTransaction
 
-    from vdata.database import Database
+    from vdata.engine.areas import R
+    from vdata.engine.database import Database
     from vdata.queries import Query
+    from vdata.settings import Settings
 
 IsolationLevel = Literal["read_committed", "repeatable_read", "serializable"]
 _ISOLATION = {
@@ -27,32 +29,50 @@ _ISOLATION = {
 }
 
 
-class Transaction(Areas):
-    """One connection inside BEGIN ... COMMIT; repositories as attributes.
+class Transaction:
+    """One connection inside BEGIN ... COMMIT; the database's areas as attributes.
 
-    Statements here are never retried one by one: a transaction is retried
-    only as a whole (``Database.run_in_transaction``).
+    ``tx.<area>`` is the repository registered under that name, bound to
+    this transaction's connection. Statements here are never retried one
+    by one: a transaction is retried only as a whole
+    (``Database.run_in_transaction``).
     """
 
+    in_transaction = True
+
     def __init__(
-        self, db: Database, conn: asyncpg.Connection, *, actor: str | None, readonly: bool
+        self, db: Database[Any], conn: asyncpg.Connection, *, actor: str | None, readonly: bool
     ) -> None:
-        super().__init__()
         self._db = db
         self._conn = conn
         self._deadlines = db.deadlines
+        self.areas = db.areas
         self.actor = actor
         self.readonly = readonly
 
     def __repr__(self) -> str:
         return f"<vdata.Transaction actor={self.actor!r} readonly={self.readonly}>"
 
+    def __getattr__(self, name: str) -> Any:
+        # Only reached when normal lookup fails: an area's first access.
+        if name.startswith("_") or name == "areas":
+            raise AttributeError(name)
+        return self.areas.instance(self, name)
+
+    def area(self, cls: type[R]) -> R:
+        """Return the registered repository of class *cls* on this transaction (typed)."""
+        return self.areas.of_class(self, cls)
+
     @property
-    def settings(self) -> Any:
+    def settings(self) -> Settings:
         """The settings of the database this transaction belongs to."""
         return self._db.settings
 
-    async def fetchrow(self, q: Query, args: Sequence[object]) -> asyncpg.Record | None:
+    def add_close_hook(self, hook: Callable[[], Awaitable[None]]) -> None:
+        """Have the database's ``close()`` await *hook* first."""
+        self._db.add_close_hook(hook)
+
+    async def fetchrow(self, q: Query[Any], args: Sequence[object]) -> asyncpg.Record | None:
         """Run *q* and return its first row or None."""
         self._db.counters.queries += 1
         conn = self._conn
@@ -64,7 +84,7 @@ class Transaction(Areas):
         finally:
             self._deadlines.stop(conn)
 
-    async def fetch(self, q: Query, args: Sequence[object]) -> list[asyncpg.Record]:
+    async def fetch(self, q: Query[Any], args: Sequence[object]) -> list[asyncpg.Record]:
         """Run *q* and return every row."""
         self._db.counters.queries += 1
         conn = self._conn
@@ -77,7 +97,7 @@ class Transaction(Areas):
         finally:
             self._deadlines.stop(conn)
 
-    async def fetchval(self, q: Query, args: Sequence[object]) -> object:
+    async def fetchval(self, q: Query[Any], args: Sequence[object]) -> object:
         """Run *q* and return the first column of its first row."""
         self._db.counters.queries += 1
         conn = self._conn
@@ -89,7 +109,7 @@ class Transaction(Areas):
         finally:
             self._deadlines.stop(conn)
 
-    async def execute(self, q: Query, args: Sequence[object]) -> str:
+    async def execute(self, q: Query[Any], args: Sequence[object]) -> str:
         """Run *q* and return its status string (``'UPDATE 1'``)."""
         self._db.counters.queries += 1
         conn = self._conn
@@ -119,7 +139,7 @@ class Transaction(Areas):
         return int(str(status).rsplit(" ", 1)[-1])
 
     async def cursor(
-        self, q: Query, args: Sequence[object], *, prefetch: int = 1000
+        self, q: Query[Any], args: Sequence[object], *, prefetch: int = 1000
     ) -> AsyncGenerator[asyncpg.Record, None]:
         """Yield *q*'s rows through a server-side cursor, *prefetch* rows a round trip.
 
@@ -140,18 +160,21 @@ class Transaction(Areas):
                 deadlines.stop(conn)
             yield record
 
-    def transaction(self) -> TransactionContext:
+    def transaction(self) -> TransactionContext[Transaction]:
         """Return a savepoint inside this transaction, as an async context manager."""
-        return TransactionContext(self._db, actor=self.actor, parent=self)
+        return TransactionContext(self._db, type(self), actor=self.actor, parent=self)
 
-    def _fail(self, exc: BaseException, q: Query | None) -> VdataError:
+    def _fail(self, exc: BaseException, q: Query[Any] | None) -> VdataError:
         exc = self._deadlines.explain(self._conn, exc)
         err = exc if isinstance(exc, VdataError) else translate(exc, query=q.name if q else None)
         self._db.counters.failures[type(err).__name__] += 1
         return err
 
 
-class TransactionContext:
+TxT = TypeVar("TxT", bound=Transaction)
+
+
+class TransactionContext(Generic[TxT]):
     """``async with db.transaction() as tx``: commit on success, roll back on error.
 
     On the pool it acquires one connection for the whole block; inside
@@ -167,12 +190,14 @@ class TransactionContext:
         "_pg_tx",
         "_readonly",
         "_tx",
+        "_tx_class",
         "actor",
     )
 
     def __init__(
         self,
-        db: Database,
+        db: Database[Any],
+        tx_class: type[TxT],
         *,
         actor: str | None = None,
         isolation: IsolationLevel | None = None,
@@ -182,6 +207,7 @@ class TransactionContext:
         if isolation not in _ISOLATION:
             raise ValueError(f"unknown isolation level {isolation!r}")
         self._db = db
+        self._tx_class = tx_class
         self.actor = actor
         self._isolation = isolation
         self._readonly = readonly
@@ -189,15 +215,15 @@ class TransactionContext:
         self._conn: asyncpg.Connection | None = None
         self._lease: asyncpg.Connection | None = None  # from the pool; to give back
         self._pg_tx: PgTransaction | None = None
-        self._tx: Transaction | None = None
+        self._tx: TxT | None = None
 
-    async def __aenter__(self) -> Transaction:
+    async def __aenter__(self) -> TxT:
         if self._parent is not None:
             # A savepoint: same connection, same actor unless given.
             conn = self._parent._conn
             readonly = self._parent.readonly
         else:
-            conn = self._lease = await self._db._acquire_for_transaction()
+            conn = self._lease = await self._db.lease()
             readonly = self._readonly
         self._conn = conn
         pg_tx = conn.transaction(isolation=_ISOLATION[self._isolation], readonly=readonly)
@@ -211,13 +237,13 @@ class TransactionContext:
             deadlines.stop(conn)
             error = translate(deadlines.explain(conn, exc)) if isinstance(exc, Exception) else exc
             self._report(error)
-            await self._release(failed=True)
+            self._release(failed=True)
             if isinstance(exc, Exception):
                 raise error from exc
             raise
         deadlines.stop(conn)
         self._pg_tx = pg_tx
-        self._tx = Transaction(self._db, conn, actor=self.actor, readonly=readonly)
+        self._tx = self._tx_class(self._db, conn, actor=self.actor, readonly=readonly)
         return self._tx
 
     async def __aexit__(
@@ -246,12 +272,12 @@ class TransactionContext:
         finally:
             deadlines.stop(conn)
             self._report(outcome)
-            await self._release(failed=failed)
+            self._release(failed=failed)
 
     def _report(self, outcome: BaseException | None) -> None:
         """Tell the breaker how the transaction went: it was one admitted call.
 
-        ``Database._acquire_for_transaction`` admitted it (``before_call``);
+        ``Database.lease`` admitted it (``before_call``);
         the end of the block reports it, so timeouts and lost connections
         inside transactions open the breaker as pooled calls do, and a
         half-open trial slot is held until the transaction ends. A business
@@ -265,8 +291,8 @@ class TransactionContext:
         else:
             self._db.breaker.on_failure(outcome)
 
-    async def _release(self, *, failed: bool = False) -> None:
+    def _release(self, *, failed: bool = False) -> None:
         self._conn = None
         if self._lease is not None:
             lease, self._lease = self._lease, None
-            await self._db._release(lease, failed=failed)
+            self._db.give_back(lease, failed=failed)

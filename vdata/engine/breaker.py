@@ -15,8 +15,8 @@ from typing import ParamSpec, TypeVar
 
 import msgspec
 
+from vdata.engine.retry import is_availability_failure
 from vdata.errors import UnavailableError
-from vdata.retry import is_availability_failure
 
 P = ParamSpec("P")
 T = TypeVar("T")

@@ -9,8 +9,9 @@ from typing import Any
 
 import asyncpg
 
-from vdata._connpool import Connect, ConnectionPool
-from vdata.errors import UnavailableError, VdataError, translate
+from vdata.engine.failures import translate
+from vdata.engine.pool import Connect, ConnectionPool
+from vdata.errors import UnavailableError, VdataError
 from vdata.settings import Settings
 
 

@@ -2,7 +2,7 @@
 
 The SQLSTATE tables say which class a server error becomes; ``translate``
 also covers timeouts, client-side asyncpg errors and socket failures, and
-decides ``not_sent``. Public as ``vdata.errors.translate``.
+decides ``not_sent``.
 """
 
 from __future__ import annotations

@@ -11,12 +11,12 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
-from vdata.errors import translate
-from vdata.queries import query
+from vdata.engine.failures import translate
+from vdata.queries import load
 
 if TYPE_CHECKING:
-    from vdata._connpool import ConnectionPool
-    from vdata.breaker import CircuitBreaker
+    from vdata.engine.breaker import CircuitBreaker
+    from vdata.engine.pool import ConnectionPool
 
 
 class Counters:
@@ -90,7 +90,7 @@ async def health_report(
     try:
         async with asyncio.timeout(timeout), pool.connection() as conn:
             # Looked up here, not at import: importing vdata loads no SQL.
-            version = str(await conn.fetchval(query("health.get_server_version").sql))
+            version = str(await conn.fetchval(load()["health.get_server_version"].sql))
         latency = (time.perf_counter() - started) * 1000
         ok = True
     except Exception as exc:

@@ -14,28 +14,24 @@ __all__ = [
 
 import logging
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, TypeVar
+from typing import TypeVar
 
 import backoff
 from backoff.types import Details
 
+from vdata.engine.failures import translate
 from vdata.errors import (
     QueryTimeoutError,
     TransientError,
     UnavailableError,
     VdataError,
-    translate,
 )
-
-if TYPE_CHECKING:
-    from vdata.database import Database
-    from vdata.transaction import IsolationLevel, Transaction
 
 T = TypeVar("T")
 
 log = logging.getLogger("vdata.retry")
 
-# The transient table is errors._BY_CODE / _BY_CLASS: a code is retryable
+# The transient table is failures._BY_CODE / _BY_CLASS: a code is retryable
 # exactly when it translates to TransientError (40001, 40P01, 08xxx except
 # 08007/08P01, 53300, 57P01-57P03, 57P05), plus the connection failures
 # without a SQLSTATE that translate() tags (refused, reset, connect timeout).
@@ -242,24 +238,18 @@ _RERUN = frozenset({"40001", "40P01"})
 
 
 async def rerun(
-    db: Database,
-    fn: Callable[[Transaction], Awaitable[T]],
+    once: Callable[[], Awaitable[T]],
     *,
     retries: int,
-    actor: str | None,
-    isolation: IsolationLevel | None,
-    readonly: bool,
+    max_time: float,
+    on_retry: Callable[[BaseException, int], None] | None = None,
 ) -> T:
-    """Run ``fn(tx)`` in a transaction of *db*; re-run it whole on 40001 or 40P01.
+    """Run the unit of work *once*; run it again whole on 40001 or 40P01.
 
-    ``Database.run_in_transaction`` is this: the retry happens only here,
-    around the whole block, never around one statement of it.
+    ``Database.run_in_transaction`` passes one whole transaction as *once*:
+    the retry happens only here, around the whole block, never around one
+    statement of it.
     """
-
-    async def once() -> T:
-        async with db.transaction(actor=actor, isolation=isolation, readonly=readonly) as tx:
-            return await fn(tx)
-
     try:
         return await once()
     except TransientError as error:
@@ -269,9 +259,9 @@ async def rerun(
     return await retry_call(
         once,
         tries=retries,
-        max_time=db.settings.retry_max_time,
+        max_time=max_time,
         retry_on=lambda e: isinstance(e, TransientError) and e.sqlstate in _RERUN,
-        on_retry=db._count_retry,
+        on_retry=on_retry,
         name="run_in_transaction",
         first_error=first,
     )
