@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from vdata.engine.database import Database, connect
+from vdata.database import Database, Transaction, connect
 from vdata.engine.health import Health
-from vdata.engine.repository import Page, Slice
-from vdata.engine.transaction import Transaction
+from vdata.engine.repository import Executor, Page, Repository, Slice, TransactionExecutor
 from vdata.errors import (
     AccountLockedError,
     AuthenticationError,
@@ -45,6 +44,7 @@ from vdata.models import (
     User,
     UserPatch,
 )
+from vdata.queries import Queries, Query, load_queries
 from vdata.settings import Settings
 
 __all__ = [
@@ -59,6 +59,7 @@ __all__ = [
     "Database",
     "DatabaseError",
     "EmailVerification",
+    "Executor",
     "ForeignKeyError",
     "Health",
     "IntegrityError",
@@ -74,7 +75,10 @@ __all__ = [
     "Project",
     "ProjectPatch",
     "ProjectStats",
+    "Queries",
+    "Query",
     "QueryTimeoutError",
+    "Repository",
     "Role",
     "Session",
     "Settings",
@@ -83,6 +87,7 @@ __all__ = [
     "Task",
     "TaskPatch",
     "Transaction",
+    "TransactionExecutor",
     "TransientError",
     "UnavailableError",
     "User",
@@ -90,4 +95,5 @@ __all__ = [
     "ValidationError",
     "VdataError",
     "connect",
+    "load_queries",
 ]

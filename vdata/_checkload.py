@@ -7,6 +7,8 @@ other query, so when loading fails each block is loaded on its own.
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = ["LoadedQueries", "load_for_check", "static_problems"]
 
 import os
@@ -49,12 +51,12 @@ class LoadedQueries:
     """The queries to check, the blocks they came from, and the problems so far."""
 
     root: Path
-    queries: list[Query]
+    queries: list[Query[Any]]
     blocks: list[_sqlfiles.Block]
     problems: list[Problem] = field(default_factory=list)
     structs_known: bool = True  # False when sql/ did not load and Structs are unknown
 
-    def where(self, q: Query) -> tuple[str, int]:
+    def where(self, q: Query[Any]) -> tuple[str, int]:
         """Return the file and line of *q*'s ``-- name:`` line."""
         same = [b for b in self.blocks if b.qualified == q.name]
         in_file = [b for b in same if b.path.resolve() == Path(q.path).resolve()]
@@ -111,7 +113,7 @@ def static_problems(blocks: list[_sqlfiles.Block]) -> list[Problem]:
     return problems
 
 
-def _load_block(b: _sqlfiles.Block) -> Query:
+def _load_block(b: _sqlfiles.Block) -> Query[Any]:
     """Load one block through aiosql, as ``vdata.queries`` would."""
     text = "\n".join(
         [f"-- name: {b.name}({', '.join(b.declared or ())}){b.suffix}"]

@@ -39,7 +39,7 @@ def _columns(conn: Any) -> dict[str, set[str]]:
     return out
 
 
-def _source(q: Query, name: str, columns: dict[str, set[str]]) -> tuple[str, str] | None:
+def _source(q: Query[Any], name: str, columns: dict[str, set[str]]) -> tuple[str, str] | None:
     """Return the (table, column) a parameter most likely filters on, or None."""
     folder = q.name.split(".")[0]
     home = _FOLDER_TABLE.get(folder, folder)
@@ -90,7 +90,7 @@ def _fallback(name: str, pgtype: str) -> str | None:
     return None
 
 
-def sample_values(conn: Any, q: Query, types: list[str]) -> dict[str, str | None]:
+def sample_values(conn: Any, q: Query[Any], types: list[str]) -> dict[str, str | None]:
     """Return a text value (or None) per parameter of *q*, in parameter order."""
     from psycopg import sql
 

@@ -43,7 +43,7 @@ def vdata_settings() -> Any:
 
 def _connect_fn() -> Callable[..., Any]:
     try:
-        from vdata.engine.database import connect
+        from vdata.database import connect
     except ImportError as exc:
         pytest.fail(f"vdata.testing: cannot import vdata.database.connect ({exc})", pytrace=False)
     return connect

@@ -172,7 +172,7 @@ async def _text_columns(conn: Any) -> set[str]:
 async def _check_one(
     conn: Any,
     loaded: LoadedQueries,
-    q: Query,
+    q: Query[Any],
     origin: list[tuple[int, int]] | None,
     text_columns: set[str],
     report: Report,
@@ -213,14 +213,16 @@ async def _check_one(
         Column(a.name, types[a.type.oid].name if a.type.oid in types else a.type.name, *n)
         for a, n in zip(attributes, nullable, strict=True)
     ]
-    struct = q.struct
+    bound = q.struct
+    # A `$` query is bound to the type of its value; only Structs have columns to compare.
+    struct = bound if isinstance(bound, type) and issubclass(bound, msgspec.Struct) else None
     report.queries.append(
         QueryReport(
             name=q.name,
             path=path,
             line=line,
             kind=q.kind.value,
-            struct=None if struct is None else struct.__name__,
+            struct=None if bound is None else bound.__name__,
             params=params,
             columns=columns,
         )
@@ -234,8 +236,8 @@ async def _check_one(
         elif struct is None and loaded.structs_known:
             problem(
                 "struct",
-                "returns rows but no Struct is tied to it: call "
-                f"vdata.queries.query({q.name!r}, YourStruct) in its repository",
+                "returns rows but no Struct is bound to it: declare "
+                f"Q.bind({q.name!r}, YourStruct) beside its repository",
             )
     if struct is not None and columns:
         compare_struct(struct, columns, [types.get(a.type.oid) for a in attributes], problem)

@@ -115,7 +115,9 @@ def _exec(conn: Any, sql: str) -> Any:
     return result
 
 
-def _plan_of(conn: Any, q: Query, analyze: bool) -> tuple[dict[str, Any], dict[str, str | None]]:
+def _plan_of(
+    conn: Any, q: Query[Any], analyze: bool
+) -> tuple[dict[str, Any], dict[str, str | None]]:
     """Return the JSON plan of *q* and the parameter values it ran with."""
     from psycopg import sql
 

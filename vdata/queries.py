@@ -26,6 +26,7 @@ import asyncpg
 from vdata._resources import sql_dir
 
 T = TypeVar("T")
+T_co = TypeVar("T_co", covariant=True)
 
 
 class QueryKind(enum.Enum):
@@ -55,7 +56,7 @@ _LOCKING = re.compile(r"\bFOR\s+(NO\s+KEY\s+)?UPDATE\b", re.IGNORECASE)
 _WORD_START = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 
 
-class Query(Generic[T]):
+class Query(Generic[T_co]):
     """One named statement: its SQL with ``$n`` placeholders, and what its rows become.
 
     ``struct`` is the type of one result: a msgspec Struct built
@@ -81,7 +82,7 @@ class Query(Generic[T]):
         "struct",
     )
 
-    struct: type[T] | None
+    struct: type[T_co] | None
 
     def __init__(
         self,

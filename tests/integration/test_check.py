@@ -104,7 +104,7 @@ async def _check(
         queries = None  # the check reports why it does not load
     if queries is not None:
         for name, struct in ({"get_user": UserRow} if structs is None else structs).items():
-            queries[f"drift.{name}"].struct = struct
+            queries.bind(f"drift.{name}", struct)
     return await check(dsn, root=root)
 
 
@@ -274,7 +274,7 @@ async def test_a_missing_doc_comment_is_caught(tmp_path: Path, vdata_dsn: str) -
 async def test_a_duplicate_name_is_caught_with_both_places(tmp_path: Path, vdata_dsn: str) -> None:
     root = _sql_dir(tmp_path, GOOD)
     (root / "drift" / "more.sql").write_text(GOOD.lstrip())
-    load(root)["drift.get_user"].struct = UserRow
+    load(root).bind("drift.get_user", UserRow)
     report = await check(vdata_dsn, root=root)
     (p,) = _only(report, "duplicate")
     assert "already used at" in p.message and "drift.sql:1" in p.message

@@ -37,7 +37,7 @@ async def db(vdata_dsn: str, vdata_app_dsn: str) -> AsyncIterator[vdata.Database
 
 
 def sleep_args(seconds: float) -> tuple[object, ...]:
-    return q("sleep").bind({"seconds": seconds})
+    return q("sleep").arguments((), {"seconds": seconds})
 
 
 async def test_a_pooled_statement_past_command_timeout_gives_query_timeout_error(
@@ -83,12 +83,12 @@ async def test_a_cursor_fetch_past_command_timeout_gives_query_timeout_error(
     db: vdata.Database,
 ) -> None:
     seen: list[int] = []
-    args = q("slow_rows").bind({"rows": 3, "seconds": 0.1})
+    args = q("slow_rows").arguments((), {"rows": 3, "seconds": 0.1})
     # Each fetch of one row takes 0.1 s: well within the limit.
     async with db.transaction() as tx:
         seen = [r["n"] async for r in tx.cursor(q("slow_rows"), args, prefetch=1)]
     assert seen == [1, 2, 3]
-    args = q("slow_rows").bind({"rows": 3, "seconds": 5.0})
+    args = q("slow_rows").arguments((), {"rows": 3, "seconds": 5.0})
     with pytest.raises(vdata.QueryTimeoutError):
         async with db.transaction() as tx:
             async for _ in tx.cursor(q("slow_rows"), args, prefetch=1):

@@ -26,7 +26,7 @@ async def db(app_dsn: str) -> AsyncIterator[vdata.Database]:
 
 def args(name: str, **values: object) -> tuple[object, ...]:
     """Return the positional arguments of probe query *name* (in the SQL's order)."""
-    return q(name).bind(values)
+    return q(name).arguments((), values)
 
 
 async def count_notes(db: vdata.Database) -> int:

@@ -30,7 +30,7 @@ async def db(app_dsn: str) -> AsyncIterator[vdata.Database]:
 
 
 def sleep_args(seconds: float) -> tuple[object, ...]:
-    return q("sleep").bind({"seconds": seconds})
+    return q("sleep").arguments((), {"seconds": seconds})
 
 
 async def test_the_pool_grows_to_max_size_and_queues_the_rest(db: vdata.Database) -> None:

@@ -195,7 +195,7 @@ def test_vdata_tx_rolls_back_and_vdata_db_connects(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     try:
-        from vdata.engine.database import connect  # noqa: F401
+        from vdata.database import connect  # noqa: F401
     except ImportError as exc:  # pragma: no cover - while database.py is being written
         pytest.fail(f"vdata.database.connect is needed by vdata_db/vdata_tx: {exc}")
     _env(monkeypatch, VDATA_TEST_PROVIDER=os.environ.get("VDATA_TEST_PROVIDER"))

@@ -28,8 +28,9 @@ from vdata import (
     VdataError,
     connect,
 )
+from vdata.models.users import Credentials
 from vdata.passwords import hasher_for
-from vdata.queries import query
+from vdata.queries import load
 
 pytestmark = pytest.mark.integration
 
@@ -254,7 +255,9 @@ async def test_no_secret_in_repr_str_errors_logs_or_audit(
             errors.append(exc)
     assert len(errors) == 6
     texts += [repr(e) for e in errors] + [str(e) for e in errors]
-    credentials = await users._one(query("users.get_user_credentials_by_id"), id=user.id)
+    credentials = await users.one(
+        load().bind("users.get_user_credentials_by_id", Credentials), id=user.id
+    )
     assert credentials.password_hash.startswith("$argon2")
     texts += [repr(credentials), str(credentials)]
     texts += [repr(new.__rich_repr__()), repr(credentials.__rich_repr__())]

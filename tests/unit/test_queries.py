@@ -8,7 +8,7 @@ import aiosql
 import msgspec
 import pytest
 
-from vdata.queries import Queries, QueryKind, all_queries, load
+from vdata.queries import Queries, QueryKind, load, load_queries
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -46,7 +46,21 @@ def test_parameters_follow_the_sql_and_repeat_as_one_placeholder(tmp_path: Path)
     rename = queries["things.rename_thing"]
     assert rename.params == ("name", "id")
     assert "$1" in rename.sql and "$2" in rename.sql and "$3" not in rename.sql
-    assert rename.bind({"id": 5, "name": "x"}) == ("x", 5)
+    assert list(rename.arguments((), {"id": 5, "name": "x"})) == ["x", 5]
+
+
+def test_positional_arguments_follow_the_declared_signature(tmp_path: Path) -> None:
+    # Declared id first; the SQL numbers name $1.
+    sql = (
+        "-- name: rename_thing(id, name)!\n-- R.\nUPDATE things SET name = :name WHERE id = :id;\n"
+    )
+    rename = Queries(write(tmp_path, sql))["things.rename_thing"]
+    assert rename.declared == ("id", "name") and rename.params == ("name", "id")
+    assert list(rename.arguments((5, "x"), {})) == ["x", 5]
+    with pytest.raises(TypeError, match="takes 2 arguments"):
+        rename.arguments((5,), {})
+    with pytest.raises(TypeError, match="not both"):
+        rename.arguments((5,), {"name": "x"})
 
 
 def test_kinds_and_read_only(tmp_path: Path) -> None:
@@ -72,10 +86,10 @@ def test_doc_file_and_line_are_kept(tmp_path: Path) -> None:
 def test_bind_refuses_missing_and_unexpected_names_without_values(tmp_path: Path) -> None:
     get = Queries(write(tmp_path, SQL))["things.get_thing"]
     with pytest.raises(TypeError) as caught:
-        get.bind({"idd": "s3cret"})
+        get.arguments((), {"idd": "s3cret"})
     assert "idd" in str(caught.value) and "s3cret" not in str(caught.value)
     with pytest.raises(TypeError):
-        get.bind({})
+        get.arguments((), {"id": 1, "extra": 2})
 
 
 def test_declared_parameters_must_match_the_sql(tmp_path: Path) -> None:
@@ -97,31 +111,55 @@ def test_unknown_name_is_a_clear_key_error(tmp_path: Path) -> None:
 
 def test_vdata_queries_load_once_and_every_query_is_documented() -> None:
     assert load() is load()
-    queries = all_queries()
+    queries = load()
     assert len(queries) > 0
     undocumented = [q.name for q in queries if not q.doc]
     assert undocumented == []
 
 
-def test_a_query_maps_to_one_struct_only(tmp_path: Path) -> None:
-    from vdata import queries as module
+def test_bind_returns_a_typed_copy_and_records_it(tmp_path: Path) -> None:
+    class Thing(msgspec.Struct):
+        id: int
+        name: str
 
+    loaded = Queries(write(tmp_path, SQL))
+    untyped = loaded["things.get_thing"]
+    typed = loaded.bind("things.get_thing", Thing)
+    assert typed is not untyped
+    assert typed.struct is Thing and untyped.struct is None
+    assert typed.sql == untyped.sql and typed.params == untyped.params
+    assert typed.entity == "thing"
+    assert loaded.bind("things.get_thing", Thing) is typed  # same binding: same object
+    assert [q.name for q in loaded.bound()] == ["things.get_thing"]
+    # Iterating yields the bound version where one was declared.
+    by_name = {q.name: q for q in loaded}
+    assert by_name["things.get_thing"] is typed
+    assert by_name["things.list_things"].struct is None
+
+
+def test_a_query_binds_to_one_type_only(tmp_path: Path) -> None:
     class A(msgspec.Struct):
         id: int
 
     class B(msgspec.Struct):
         id: int
 
+    loaded = Queries(write(tmp_path, SQL))
+    loaded.bind("things.get_thing", A)
+    with pytest.raises(ValueError, match="already bound"):
+        loaded.bind("things.get_thing", B)
+
+
+def test_entity_defaults_to_the_struct_name_in_words(tmp_path: Path) -> None:
+    class ApiThing(msgspec.Struct):
+        id: int
+
+    loaded = Queries(write(tmp_path, SQL))
+    assert loaded.bind("things.get_thing", ApiThing).entity == "api thing"
+    assert loaded.bind("things.list_things", ApiThing, entity="widget").entity == "widget"
+
+
+def test_load_queries_loads_a_folder_once(tmp_path: Path) -> None:
     root = write(tmp_path, SQL)
-    loaded = module.Queries(root)
-    q = loaded["things.get_thing"]
-    q.struct = A
-    # query() refuses a second, different Struct for the same query.
-    original = module.load
-    module.load = lambda root=None: loaded  # type: ignore[assignment]
-    try:
-        assert module.query("things.get_thing", A) is q
-        with pytest.raises(ValueError, match="already maps to A"):
-            module.query("things.get_thing", B)
-    finally:
-        module.load = original
+    assert load_queries(root) is load_queries(str(root))
+    assert load_queries(root) is not load()

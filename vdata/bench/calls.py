@@ -116,7 +116,8 @@ def raw_op(op: str, w: Workload, *, tuned: bool) -> OpFn:
     if op == "keyset_page":
         query = queries[SQL["keyset_page"]]
         assert w.after is not None
-        page = query.bind(
+        page = query.arguments(
+            (),
             {
                 "active": None,
                 "verified": None,
@@ -125,7 +126,7 @@ def raw_op(op: str, w: Workload, *, tuned: bool) -> OpFn:
                 "after_time": w.after[0],
                 "after_id": w.after[1],
                 "page_size": 51,  # one more than the page, as vdata asks, to know if more follow
-            }
+            },
         )
         if tuned:
             return lambda s, _w: s["keyset_page"].fetch(*page)
@@ -174,12 +175,12 @@ def _raw_bulk(w: Workload, *, tuned: bool) -> OpFn:
     queries = load()
     lock = queries[SQL["lock_project"]]
     audit = queries[SQL["audit_tasks"]]
-    lock_args = lock.bind({"project_id": w.project_id, "as_user": w.owner_id})
+    lock_args = lock.arguments((), {"project_id": w.project_id, "as_user": w.owner_id})
 
     async def steps(conn: asyncpg.Connection, s: dict[str, Any] | None) -> object:
         records = w.task_records()
         ids = [r[0] for r in records]
-        audit_args = audit.bind({"ids": ids, "actor": ACTOR})
+        audit_args = audit.arguments((), {"ids": ids, "actor": ACTOR})
         if s is not None:
             if await s["lock_project"].fetchval(*lock_args) is None:
                 raise RuntimeError("bench project not found")

@@ -83,13 +83,14 @@ async def authenticate(
                     async with pool.acquire() as conn:
                         row = await conn.fetchrow(creds.sql, login)
                         await asyncio.to_thread(ph.verify, row["password_hash"], PASSWORD)
-                        args = record.bind(
+                        args = record.arguments(
+                            (),
                             {
                                 "id": row["id"],
                                 "password_hash": row["password_hash"],
                                 "new_password_hash": None,
                                 "ip": None,
-                            }
+                            },
                         )
                         if await conn.fetchrow(record.sql, *args) is None:
                             raise RuntimeError("record_login matched no row")

@@ -53,7 +53,7 @@ BENCH_SECRET = "vdata-bench-secret"  # noqa: S105 (pepper of a throwaway databas
 UPDATE_TARGETS = 65  # one row per throughput worker (64) and one for latency mode
 
 
-def positions(q: Query) -> dict[str, int]:
+def positions(q: Query[Any]) -> dict[str, int]:
     """Return each parameter's index in *q*'s positional arguments."""
     return {name: i for i, name in enumerate(q.params)}
 

@@ -112,7 +112,7 @@ class Database(Generic[TxT]):
         """Return the registered repository of class *cls* on the pool (typed)."""
         return self.areas.of_class(self, cls)
 
-    async def __aenter__(self) -> Database[TxT]:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(

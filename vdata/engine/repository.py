@@ -138,9 +138,12 @@ class Repository:
         struct = q.struct
         return cast("list[T]", rows if struct is None else [struct(*row[:]) for row in rows])
 
-    async def value(self, q: Query[T], /, *args: object, **params: object) -> T:
-        """Return the first column of *q*'s first row (bind a ``$`` query to its type)."""
-        return cast("T", await self.executor.fetchval(q, q.arguments(args, params)))
+    async def value(self, q: Query[T], /, *args: object, **params: object) -> T | None:
+        """Return the first column of *q*'s first row; None for no row or NULL.
+
+        Bind a ``$`` query to the type of its value: ``Q.bind("x.count_x", int)``.
+        """
+        return cast("T | None", await self.executor.fetchval(q, q.arguments(args, params)))
 
     async def execute(self, q: Query[Any], /, *args: object, **params: object) -> int:
         """Run *q*; return how many rows it touched (from the status string)."""

@@ -8,11 +8,13 @@ import asyncio
 import logging
 from uuid import UUID
 
-from vdata.engine.database import Database
+from vdata.engine.repository import Executor
 from vdata.errors import VdataError
-from vdata.queries import query
+from vdata.queries import load
 
-_RECORD = query("api_keys.record_api_key_usage")
+_Q = load()
+
+_RECORD = _Q.bind("api_keys.record_api_key_usage", int)
 
 # Uses counted by a pooled verify() are written at most this long after the
 # first of them, in one statement of at most _BATCH keys.
@@ -34,7 +36,7 @@ class UsageBuffer:
 
     __slots__ = ("_db", "_lock", "_pending", "_timer")
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Executor) -> None:
         self._db = db
         self._pending: dict[UUID, int] = {}
         self._timer: asyncio.Task[None] | None = None
@@ -62,13 +64,8 @@ class UsageBuffer:
                 ids = sorted(self._pending)[:_BATCH]  # one lock order: no deadlocks
                 uses = [self._pending.pop(key_id) for key_id in ids]
                 try:
-                    written += int(
-                        str(
-                            await self._db.fetchval(
-                                _RECORD, _RECORD.bind({"ids": ids, "uses": uses})
-                            )
-                        )
-                    )
+                    args = _RECORD.arguments((), {"ids": ids, "uses": uses})
+                    written += int(str(await self._db.fetchval(_RECORD, args)))
                 except VdataError as error:
                     if _never_applied(error):
                         for key_id, n in zip(ids, uses, strict=True):

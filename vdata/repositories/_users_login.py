@@ -23,18 +23,20 @@ from vdata.errors import (
 )
 from vdata.models.users import Credentials, EmailVerification, User
 from vdata.passwords import MAX_PASSWORD_BYTES, PasswordHasher, check_password_policy, hasher_for
-from vdata.queries import query
+from vdata.queries import load
 from vdata.tokens import SecretStr, hash_token, mint_token
 from vdata.validation import check_actor
 
-_GET = query("users.get_user_by_id", User)
-_CREDENTIALS_BY_LOGIN = query("users.get_user_credentials_by_login", Credentials)
-_CREDENTIALS_BY_ID = query("users.get_user_credentials_by_id", Credentials)
-_RECORD_FAILURE = query("users.record_failed_login", User)
-_RECORD_LOGIN = query("users.record_login", User)
-_CHANGE_PASSWORD = query("users.change_user_password", User)
-_SET_VERIFICATION = query("users.set_email_verification", User)
-_VERIFY_EMAIL = query("users.verify_user_email", User)
+_Q = load()
+
+_GET = _Q.bind("users.get_user_by_id", User)
+_CREDENTIALS_BY_LOGIN = _Q.bind("users.get_user_credentials_by_login", Credentials)
+_CREDENTIALS_BY_ID = _Q.bind("users.get_user_credentials_by_id", Credentials)
+_RECORD_FAILURE = _Q.bind("users.record_failed_login", User)
+_RECORD_LOGIN = _Q.bind("users.record_login", User)
+_CHANGE_PASSWORD = _Q.bind("users.change_user_password", User)
+_SET_VERIFICATION = _Q.bind("users.set_email_verification", User)
+_VERIFY_EMAIL = _Q.bind("users.verify_user_email", User)
 
 # One message for an unknown login, a wrong password and an inactive
 # account: telling them apart would let a guesser enumerate accounts.
@@ -77,7 +79,7 @@ class UserLoginMixin(Repository):
 
     @property
     def _hasher(self) -> PasswordHasher:
-        return hasher_for(self._db.settings)
+        return hasher_for(self.executor.settings)
 
     async def authenticate(
         self, login: str, password: str, *, ip: str | IPv4Address | IPv6Address | None = None
@@ -94,7 +96,7 @@ class UserLoginMixin(Repository):
         hasher = self._hasher
         found = None
         if _plausible_login(login):
-            found = await self._one(_CREDENTIALS_BY_LOGIN, login=login)
+            found = await self.one_or_none(_CREDENTIALS_BY_LOGIN, login=login)
         if found is None:
             await hasher.verify_dummy(password)
             raise AuthenticationError(INVALID_LOGIN, reason="invalid_credentials")
@@ -108,7 +110,7 @@ class UserLoginMixin(Repository):
         if not credentials.is_active:
             raise AuthenticationError(INVALID_LOGIN, reason="invalid_credentials")
         new_hash = await self._rehash(hasher, credentials.password_hash, password)
-        user = await self._one(
+        user = await self.one_or_none(
             _RECORD_LOGIN,
             id=credentials.id,
             password_hash=credentials.password_hash,
@@ -119,7 +121,7 @@ class UserLoginMixin(Repository):
             # Deactivated, locked, deleted or given a new password between the
             # check and the update: the login does not count.
             raise AuthenticationError(INVALID_LOGIN, reason="invalid_credentials")
-        return user  # type: ignore[no-any-return]
+        return user
 
     async def change_password(
         self, id: UUID, *, old_password: str, new_password: str, actor: str | None = None
@@ -133,9 +135,9 @@ class UserLoginMixin(Repository):
         login), AccountLockedError while locked, StaleVersionError if the
         password was changed concurrently.
         """
-        who = self._actor(actor)
+        who = self.actor(actor)
         check_password_policy(new_password)
-        credentials: Credentials = await self._require(_CREDENTIALS_BY_ID, "user", id, id=id)
+        credentials: Credentials = await self.one(_CREDENTIALS_BY_ID, id=id)
         if credentials.is_locked:
             raise AccountLockedError(locked_until=credentials.locked_until)
         hasher = self._hasher
@@ -143,7 +145,7 @@ class UserLoginMixin(Repository):
             await self._count_failure(credentials.id, None)
             raise AuthenticationError("the current password is wrong", reason="invalid_credentials")
         new_hash = await hasher.hash(new_password)
-        user = await self._one(
+        user = await self.one_or_none(
             _CHANGE_PASSWORD,
             id=credentials.id,
             old_password_hash=credentials.password_hash,
@@ -151,9 +153,9 @@ class UserLoginMixin(Repository):
             actor=who,
         )
         if user is None:
-            await self._require(_GET, "user", id, id=id)  # gone: NotFoundError
+            await self.one(_GET, id=id)  # gone: NotFoundError
             raise StaleVersionError("user", id)
-        return user  # type: ignore[no-any-return]
+        return user
 
     async def issue_email_verification(
         self, id: UUID, *, actor: str | None = None
@@ -165,14 +167,14 @@ class UserLoginMixin(Repository):
         seconds ahead. Raise NotFoundError for an unknown user and
         ValidationError if the email is already verified.
         """
-        who = self._actor(actor)
-        ttl = float(self._db.settings.email_token_ttl)
+        who = self.actor(actor)
+        ttl = float(self.executor.settings.email_token_ttl)
         issued = mint_token()
-        user: User | None = await self._one(
+        user: User | None = await self.one_or_none(
             _SET_VERIFICATION, id=id, token_hash=issued.token_hash, ttl_seconds=ttl, actor=who
         )
         if user is None:
-            await self._require(_GET, "user", id, id=id)  # gone: NotFoundError
+            await self.one(_GET, id=id)  # gone: NotFoundError
             raise ValidationError("the email of this user is already verified", field="email")
         # The statement set updated_at and the expiry from the same now().
         return EmailVerification(user, issued.token, user.updated_at + timedelta(seconds=ttl))
@@ -183,23 +185,23 @@ class UserLoginMixin(Repository):
         *actor* defaults to the transaction's, else to the user. Raise
         AuthenticationError for an unknown, used or expired token.
         """
-        chosen = actor if actor is not None else self._db.actor
+        chosen = actor if actor is not None else self.executor.actor
         who = None if chosen is None else check_actor(chosen)
         text = token.reveal() if isinstance(token, SecretStr) else token
         if not isinstance(text, str) or not 0 < len(text) <= _MAX_TOKEN:
             raise AuthenticationError(INVALID_VERIFICATION, reason="invalid_token")
-        user = await self._one(_VERIFY_EMAIL, token_hash=hash_token(text), actor=who)
+        user = await self.one_or_none(_VERIFY_EMAIL, token_hash=hash_token(text), actor=who)
         if user is None:
             raise AuthenticationError(INVALID_VERIFICATION, reason="invalid_token")
-        return user  # type: ignore[no-any-return]
+        return user
 
     # -- helpers ------------------------------------------------------------
 
     async def _count_failure(self, user_id: UUID, address: str | None) -> None:
         """Count one failed login; raise AccountLockedError if it locks the account."""
-        settings = self._db.settings
+        settings = self.executor.settings
         threshold = int(settings.lockout_threshold)
-        user: User | None = await self._one(
+        user: User | None = await self.one_or_none(
             _RECORD_FAILURE,
             id=user_id,
             threshold=threshold,

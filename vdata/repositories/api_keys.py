@@ -9,7 +9,6 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from uuid import UUID
 
-from vdata.engine.database import Database
 from vdata.engine.repository import Executor, Repository
 from vdata.errors import (
     AuthenticationError,
@@ -18,20 +17,22 @@ from vdata.errors import (
     ValidationError,
 )
 from vdata.models.api_keys import ApiKey, ApiKeyUsage, IssuedApiKey
-from vdata.queries import query
+from vdata.queries import load
 from vdata.repositories._api_key_usage import UsageBuffer
 from vdata.tokens import SecretStr, hash_secret, mint_api_key, parse_api_key
 from vdata.validation import check_identifier
 
-_INSERT = query("api_keys.insert_api_key", ApiKey)
-_USE = query("api_keys.use_api_key", ApiKey)
-_GET_USABLE = query("api_keys.get_usable_api_key", ApiKey)
-_GET = query("api_keys.get_api_key_by_id", ApiKey)
-_LIST = query("api_keys.list_api_keys_by_user_id", ApiKey)
-_REVOKE = query("api_keys.revoke_api_key", ApiKey)
-_ROTATE = query("api_keys.rotate_api_key", ApiKey)
-_PURGE = query("api_keys.delete_expired_api_keys")
-_USAGE = query("api_keys.get_api_key_usage_by_user_id", ApiKeyUsage)
+_Q = load()
+
+_INSERT = _Q.bind("api_keys.insert_api_key", ApiKey, entity="API key")
+_USE = _Q.bind("api_keys.use_api_key", ApiKey, entity="API key")
+_GET_USABLE = _Q.bind("api_keys.get_usable_api_key", ApiKey, entity="API key")
+_GET = _Q.bind("api_keys.get_api_key_by_id", ApiKey, entity="API key")
+_LIST = _Q.bind("api_keys.list_api_keys_by_user_id", ApiKey, entity="API key")
+_REVOKE = _Q.bind("api_keys.revoke_api_key", ApiKey, entity="API key")
+_ROTATE = _Q.bind("api_keys.rotate_api_key", ApiKey, entity="API key")
+_PURGE = _Q.bind("api_keys.delete_expired_api_keys", int)
+_USAGE = _Q.bind("api_keys.get_api_key_usage_by_user_id", ApiKeyUsage)
 
 # One message for every way a key can fail (malformed, bad checksum, unknown,
 # wrong secret, revoked, expired, owner inactive or deleted): a caller probing
@@ -65,7 +66,7 @@ class ApiKeyRepository(Repository):
         super().__init__(executor)
         # On the pool, verify() is a read and uses are counted here and
         # written in batches; in a transaction it is one UPDATE ... RETURNING.
-        self._usage = UsageBuffer(executor) if isinstance(executor, Database) else None
+        self._usage = None if executor.in_transaction else UsageBuffer(executor)
 
     async def issue(
         self,
@@ -81,14 +82,14 @@ class ApiKeyRepository(Repository):
         Raise ValidationError for a bad name, scope or expiry (nothing is
         written) and NotFoundError if the user is absent or deleted.
         """
-        who = self._actor(actor)
+        who = self.actor(actor)
         check_identifier("name", name, max_length=200)
         scope_list = _check_scopes(scopes)
         _check_instant("expires_at", expires_at)
-        pepper = self._db.settings.secret_key
+        pepper = self.executor.settings.secret_key
         for _ in range(_MINT_ATTEMPTS):
             minted = mint_api_key(pepper)
-            key = await self._one(
+            key = await self.one_or_none(
                 _INSERT,
                 user_id=user_id,
                 name=name,
@@ -132,15 +133,15 @@ class ApiKeyRepository(Repository):
         # finds the row, and equality on a peppered HMAC of 256 random bits
         # leaks nothing useful through timing (no secret can be guessed from
         # how many digest bytes matched), so no Python compare is needed.
-        digest = hash_secret(secret, self._db.settings.secret_key)
+        digest = hash_secret(secret, self.executor.settings.secret_key)
         usage = self._usage
         key: ApiKey | None
         if usage is None:
-            key = await self._one(_USE, prefix=prefix, secret_hash=digest)
+            key = await self.one_or_none(_USE, prefix=prefix, secret_hash=digest)
         else:
             # An UPDATE costs about twice a SELECT here (measured: write and
             # commit), too much for every request; the count is batched.
-            key = await self._one(_GET_USABLE, prefix=prefix, secret_hash=digest)
+            key = await self.one_or_none(_GET_USABLE, prefix=prefix, secret_hash=digest)
             if key is not None:
                 usage.add(key.id)
         if key is None:
@@ -155,11 +156,11 @@ class ApiKeyRepository(Repository):
 
     async def get(self, key_id: UUID) -> ApiKey:
         """Return the key *key_id* (revoked and expired included); raise NotFoundError."""
-        return await self._require(_GET, "API key", key_id, id=key_id)  # type: ignore[no-any-return]
+        return await self.one(_GET, id=key_id)
 
     async def list_by_owner(self, user_id: UUID, *, usable_only: bool = False) -> list[ApiKey]:
         """Return *user_id*'s keys, oldest first; *usable_only* drops revoked and expired ones."""
-        return await self._many(_LIST, user_id=user_id, usable_only=usable_only)
+        return await self.many(_LIST, user_id=user_id, usable_only=usable_only)
 
     async def revoke(
         self, key_id: UUID, *, user_id: UUID | None = None, actor: str | None = None
@@ -169,10 +170,8 @@ class ApiKeyRepository(Repository):
         Idempotent: revoking a revoked key returns it unchanged and writes no
         second audit event. Raise NotFoundError if there is no such key.
         """
-        who = self._actor(actor)
-        return await self._require(  # type: ignore[no-any-return]
-            _REVOKE, "API key", key_id, id=key_id, user_id=user_id, actor=who
-        )
+        who = self.actor(actor)
+        return await self.one(_REVOKE, id=key_id, user_id=user_id, actor=who)
 
     async def rotate(
         self,
@@ -189,15 +188,15 @@ class ApiKeyRepository(Repository):
         new key expires at *expires_at* (None: never) and has
         ``rotated_from_id`` set. Raise NotFoundError unless *key_id* is usable.
         """
-        who = self._actor(actor)
+        who = self.actor(actor)
         _check_instant("expires_at", expires_at)
-        settings = self._db.settings
+        settings = self.executor.settings
         grace_seconds = _seconds(
             "grace", settings.api_key_rotation_grace if grace is None else grace
         )
         for _ in range(_MINT_ATTEMPTS):
             minted = mint_api_key(settings.secret_key)
-            key = await self._one(
+            key = await self.one_or_none(
                 _ROTATE,
                 id=key_id,
                 prefix=minted.prefix,
@@ -210,7 +209,7 @@ class ApiKeyRepository(Repository):
                 return IssuedApiKey(key, minted.token)
             # Nothing came back: the key is not usable, or (rarely) the new
             # prefix was taken. Only the second is worth another try.
-            old: ApiKey | None = await self._one(_GET, id=key_id)
+            old: ApiKey | None = await self.one_or_none(_GET, id=key_id)
             if old is None or old.revoked_at is not None:
                 break
         raise NotFoundError("usable API key", key_id)
@@ -219,9 +218,9 @@ class ApiKeyRepository(Repository):
         self, *, older_than: float | timedelta = 0.0, actor: str | None = None
     ) -> int:
         """Delete keys expired more than *older_than* ago, auditing each; return the count."""
-        who = self._actor(actor)
+        who = self.actor(actor)
         seconds = _seconds("older_than", older_than)
-        return int(str(await self._value(_PURGE, older_than_seconds=seconds, actor=who)))
+        return int(str(await self.value(_PURGE, older_than_seconds=seconds, actor=who)))
 
     async def usage(self, user_id: UUID) -> ApiKeyUsage:
         """Return usage totals over *user_id*'s keys (per key: ``ApiKey.use_count``).
@@ -229,8 +228,7 @@ class ApiKeyRepository(Repository):
         Uses still buffered by this process are written first.
         """
         await self.flush_usage()
-        found: ApiKeyUsage = await self._one(_USAGE, user_id=user_id)
-        return found
+        return await self.one(_USAGE, user_id=user_id)
 
     async def flush_usage(self) -> int:
         """Write the uses counted by pooled verify() calls now; return how many keys."""

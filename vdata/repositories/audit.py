@@ -24,19 +24,21 @@ from vdata.models.audit import (
     ChainReport,
     DroppedPartition,
 )
-from vdata.queries import query
+from vdata.queries import load
 from vdata.validation import check_identifier
 
-_INSERT = query("audit.insert_audit_event", AuditEvent)
-_SEARCH = query("audit.list_audit_events", AuditEvent)
-_BY_ENTITY = query("audit.list_audit_events_by_entity", AuditEvent)
-_BY_ACTOR = query("audit.list_audit_events_by_actor", AuditEvent)
-_BY_DAY = query("audit.count_audit_events_by_day", AuditDailyCount)
-_EXPORT = query("audit.list_audit_events_for_export", AuditEvent)
-_VERIFY = query("audit.verify_audit_chain", ChainReport)
-_HEAD = query("audit.get_audit_chain_head", ChainHead)
-_ROW_HASH = query("audit.get_audit_row_hash")
-_DROP_PARTITIONS = query("audit.drop_audit_log_partitions", DroppedPartition)
+_Q = load()
+
+_INSERT = _Q.bind("audit.insert_audit_event", AuditEvent)
+_SEARCH = _Q.bind("audit.list_audit_events", AuditEvent)
+_BY_ENTITY = _Q.bind("audit.list_audit_events_by_entity", AuditEvent)
+_BY_ACTOR = _Q.bind("audit.list_audit_events_by_actor", AuditEvent)
+_BY_DAY = _Q.bind("audit.count_audit_events_by_day", AuditDailyCount)
+_EXPORT = _Q.bind("audit.list_audit_events_for_export", AuditEvent)
+_VERIFY = _Q.bind("audit.verify_audit_chain", ChainReport)
+_HEAD = _Q.bind("audit.get_audit_chain_head", ChainHead)
+_ROW_HASH = _Q.bind("audit.get_audit_row_hash", bytes)
+_DROP_PARTITIONS = _Q.bind("audit.drop_audit_log_partitions", DroppedPartition)
 
 
 def _json(value: Any) -> str | None:
@@ -85,9 +87,9 @@ class AuditRepository(Repository):
         """
         if entity_id is not None:
             check_identifier("entity_id", entity_id)
-        return await self._one(  # type: ignore[no-any-return]
+        return await self.one(
             _INSERT,
-            actor=self._actor(actor),
+            actor=self.actor(actor),
             action=check_identifier("action", action, max_length=63),
             entity_type=check_identifier("entity_type", entity_type, max_length=63),
             entity_id=entity_id,
@@ -114,7 +116,7 @@ class AuditRepository(Repository):
         The time range is ``[since, until)``. Raise ValidationError for a
         tampered *cursor* or a *limit* outside 1..1000.
         """
-        return await self._keyset_page(
+        return await self.keyset_page(
             _SEARCH,
             cursor,
             limit,
@@ -132,8 +134,8 @@ class AuditRepository(Repository):
         self, entity_type: str, entity_id: str, *, limit: int = 1000
     ) -> list[AuditEvent]:
         """Return the first *limit* events of one entity, oldest first."""
-        _, limit = self._page_args(0, limit, max_limit=100_000)
-        return await self._many(
+        _, limit = self.page_bounds(0, limit, max_limit=100_000)
+        return await self.many(
             _BY_ENTITY, entity_type=entity_type, entity_id=entity_id, page_size=limit
         )
 
@@ -147,7 +149,7 @@ class AuditRepository(Repository):
         limit: int = 50,
     ) -> Slice[AuditEvent]:
         """Return one keyset page of what *actor* did in ``[since, until)``, newest first."""
-        return await self._keyset_page(
+        return await self.keyset_page(
             _BY_ACTOR, cursor, limit, _by_time, _after_time, actor=actor, since=since, until=until
         )
 
@@ -155,7 +157,7 @@ class AuditRepository(Repository):
         self, *, since: dt.datetime | None = None, until: dt.datetime | None = None
     ) -> list[AuditDailyCount]:
         """Return event counts per action per UTC day in ``[since, until)``, in one query."""
-        return await self._many(_BY_DAY, since=since, until=until)
+        return await self.many(_BY_DAY, since=since, until=until)
 
     async def export(
         self,
@@ -174,9 +176,9 @@ class AuditRepository(Repository):
         """
         if not 1 <= prefetch <= 100_000:
             raise ValueError("prefetch must be between 1 and 100000")
-        args = _EXPORT.bind({"since": since, "until": until})
+        args = _EXPORT.arguments((), {"since": since, "until": until})
         async with (
-            self._db.transaction() as tx,
+            self.executor.transaction() as tx,
             aclosing(tx.cursor(_EXPORT, args, prefetch=prefetch)) as rows,
         ):
             async for record in rows:
@@ -201,10 +203,10 @@ class AuditRepository(Repository):
         database) must still match its row, which catches a chain re-computed
         by the owner. Never raises for a broken chain; ``ok`` says.
         """
-        report: ChainReport = await self._one(_VERIFY, since=since, until=until, from_id=from_id)
+        report = await self.one(_VERIFY, since=since, until=until, from_id=from_id)
         if not report.ok or anchor is None or anchor.last_id is None:
             return report
-        stored = await self._value(_ROW_HASH, id=anchor.last_id)
+        stored = await self.value(_ROW_HASH, id=anchor.last_id)
         if stored == anchor.last_hash:
             return report
         return msgspec.structs.replace(
@@ -216,7 +218,7 @@ class AuditRepository(Repository):
 
     async def head(self) -> ChainHead:
         """Return the chain head (newest linked id and hash), to keep as an external anchor."""
-        return await self._one(_HEAD)  # type: ignore[no-any-return]
+        return await self.one(_HEAD)
 
     async def drop_partitions(self, *, keep_months: int) -> list[str]:
         """Drop the monthly partitions older than the last *keep_months*; return their names.
@@ -227,5 +229,5 @@ class AuditRepository(Repository):
         """
         if keep_months < 1:
             raise ValueError("keep_months must be at least 1")
-        rows = await self._many(_DROP_PARTITIONS, keep_months=keep_months)
+        rows = await self.many(_DROP_PARTITIONS, keep_months=keep_months)
         return [row.partition_name for row in rows]

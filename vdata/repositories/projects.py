@@ -19,19 +19,21 @@ from typing import Any, NoReturn
 from vdata.engine.repository import Page, Repository, Slice
 from vdata.errors import NotFoundError, PermissionDeniedError, StaleVersionError
 from vdata.models.projects import NewProject, Project, ProjectAccess, ProjectPatch, ProjectStats
-from vdata.queries import query
+from vdata.queries import load
 from vdata.validation import check_identifier, check_text
 
-_INSERT = query("projects.insert_project", Project)
-_GET = query("projects.get_project_by_id", Project)
-_ACCESS = query("projects.get_project_access", ProjectAccess)
-_LIST = query("projects.list_projects_visible", Project)
-_COUNT = query("projects.count_projects_visible")
-_LIST_AFTER = query("projects.list_projects_after", Project)
-_UPDATE = query("projects.update_project", Project)
-_ARCHIVED = query("projects.update_project_archived", Project)
-_DELETE = query("projects.soft_delete_project", Project)
-_STATS = query("projects.get_project_stats", ProjectStats)
+_Q = load()
+
+_INSERT = _Q.bind("projects.insert_project", Project)
+_GET = _Q.bind("projects.get_project_by_id", Project)
+_ACCESS = _Q.bind("projects.get_project_access", ProjectAccess)
+_LIST = _Q.bind("projects.list_projects_visible", Project)
+_COUNT = _Q.bind("projects.count_projects_visible", int)
+_LIST_AFTER = _Q.bind("projects.list_projects_after", Project)
+_UPDATE = _Q.bind("projects.update_project", Project)
+_ARCHIVED = _Q.bind("projects.update_project_archived", Project)
+_DELETE = _Q.bind("projects.soft_delete_project", Project)
+_STATS = _Q.bind("projects.get_project_stats", ProjectStats)
 
 
 def _name(value: str) -> str:
@@ -66,23 +68,21 @@ class ProjectRepository(Repository):
         ConflictError (``unique_projects_owner_id_and_name``) if the owner
         already has a live project of that name, ValidationError for bad input.
         """
-        created = await self._one(
+        created = await self.one_or_none(
             _INSERT,
             owner_id=owner_id,
             name=_name(new.name),
             description=_description(new.description),
             is_public=new.is_public,
-            actor=self._actor(actor),
+            actor=self.actor(actor),
         )
         if created is None:
             raise NotFoundError("user", owner_id)
-        return created  # type: ignore[no-any-return]
+        return created
 
     async def get(self, project_id: uuid.UUID, *, as_user: uuid.UUID) -> Project:
         """Return the project if *as_user* may see it; raise NotFoundError otherwise."""
-        return await self._require(  # type: ignore[no-any-return]
-            _GET, "project", project_id, id=project_id, as_user=as_user
-        )
+        return await self.one(_GET, id=project_id, as_user=as_user)
 
     async def list_visible(
         self,
@@ -98,7 +98,7 @@ class ProjectRepository(Repository):
 
         *search* matches a case-insensitive substring of the name.
         """
-        return await self._offset_page(
+        return await self.offset_page(
             _LIST,
             _COUNT,
             offset,
@@ -124,7 +124,7 @@ class ProjectRepository(Repository):
         Pass the returned ``next_cursor`` for the next page; a tampered
         cursor raises ValidationError.
         """
-        return await self._keyset_page(
+        return await self.keyset_page(
             _LIST_AFTER,
             cursor,
             limit,
@@ -151,7 +151,7 @@ class ProjectRepository(Repository):
         owner, or archived), StaleVersionError (someone changed it first),
         ConflictError on a duplicate name.
         """
-        updated = await self._one(
+        updated = await self.one_or_none(
             _UPDATE,
             id=project_id,
             as_user=as_user,
@@ -159,11 +159,11 @@ class ProjectRepository(Repository):
             name=None if patch.name is None else _name(patch.name),
             description=None if patch.description is None else _description(patch.description),
             is_public=patch.is_public,
-            actor=self._actor(actor),
+            actor=self.actor(actor),
         )
         if updated is None:
             await self._refuse(project_id, as_user, expected_version=expected_version)
-        return updated  # type: ignore[no-any-return]
+        return updated
 
     async def archive(
         self, project_id: uuid.UUID, *, as_user: uuid.UUID, actor: str | None = None
@@ -187,26 +187,26 @@ class ProjectRepository(Repository):
 
         Raise NotFoundError (not visible) or PermissionDeniedError (not the owner).
         """
-        deleted = await self._one(_DELETE, id=project_id, as_user=as_user, actor=self._actor(actor))
+        deleted = await self.one_or_none(
+            _DELETE, id=project_id, as_user=as_user, actor=self.actor(actor)
+        )
         if deleted is None:
             await self._refuse(project_id, as_user, archived_ok=True)
-        return deleted  # type: ignore[no-any-return]
+        return deleted
 
     async def stats(self, project_id: uuid.UUID, *, as_user: uuid.UUID) -> ProjectStats:
         """Return task counts per status, completion rate and overdue count, in one query."""
-        return await self._require(  # type: ignore[no-any-return]
-            _STATS, "project", project_id, id=project_id, as_user=as_user
-        )
+        return await self.one(_STATS, id=project_id, as_user=as_user)
 
     async def _set_archived(
         self, project_id: uuid.UUID, as_user: uuid.UUID, actor: str | None, *, archive: bool
     ) -> Project:
-        changed = await self._one(
-            _ARCHIVED, id=project_id, as_user=as_user, archive=archive, actor=self._actor(actor)
+        changed = await self.one_or_none(
+            _ARCHIVED, id=project_id, as_user=as_user, archive=archive, actor=self.actor(actor)
         )
         if changed is None:
             await self._refuse(project_id, as_user, archived_ok=True, want_archived=not archive)
-        return changed  # type: ignore[no-any-return]
+        return changed
 
     async def _refuse(
         self,
@@ -218,7 +218,7 @@ class ProjectRepository(Repository):
         want_archived: bool | None = None,
     ) -> NoReturn:
         """Raise the error that explains why a write to *project_id* touched no row."""
-        access = await self._one(_ACCESS, id=project_id, as_user=as_user)
+        access = await self.one_or_none(_ACCESS, id=project_id, as_user=as_user)
         if access is None or not access.visible:
             raise NotFoundError("project", project_id)
         if not access.is_owner:

@@ -11,24 +11,26 @@ from uuid import UUID
 from vdata.engine.repository import Repository
 from vdata.errors import ValidationError
 from vdata.models.roles import Permission, Role
-from vdata.queries import query
+from vdata.queries import load
 from vdata.validation import check_identifier, check_text
 
-_INSERT_ROLE = query("roles.insert_role", Role)
-_GET_ROLE = query("roles.get_role_by_id", Role)
-_GET_ROLE_BY_NAME = query("roles.get_role_by_name", Role)
-_LIST_ROLES = query("roles.list_roles", Role)
-_INSERT_PERMISSION = query("roles.insert_permission", Permission)
-_GET_PERMISSION = query("roles.get_permission_by_id", Permission)
-_GET_PERMISSION_BY_NAME = query("roles.get_permission_by_name", Permission)
-_LIST_PERMISSIONS = query("roles.list_permissions", Permission)
-_GRANT = query("roles.grant_permission")
-_REVOKE = query("roles.revoke_permission")
-_ASSIGN = query("roles.assign_role")
-_UNASSIGN = query("roles.unassign_role")
-_PERMISSION_NAMES = query("roles.list_permission_names_by_user_id")
-_HAS_PERMISSION = query("roles.user_has_permission")
-_ROLES_OF_USER = query("roles.list_roles_by_user_id", Role)
+_Q = load()
+
+_INSERT_ROLE = _Q.bind("roles.insert_role", Role)
+_GET_ROLE = _Q.bind("roles.get_role_by_id", Role)
+_GET_ROLE_BY_NAME = _Q.bind("roles.get_role_by_name", Role)
+_LIST_ROLES = _Q.bind("roles.list_roles", Role)
+_INSERT_PERMISSION = _Q.bind("roles.insert_permission", Permission)
+_GET_PERMISSION = _Q.bind("roles.get_permission_by_id", Permission)
+_GET_PERMISSION_BY_NAME = _Q.bind("roles.get_permission_by_name", Permission)
+_LIST_PERMISSIONS = _Q.bind("roles.list_permissions", Permission)
+_GRANT = _Q.bind("roles.grant_permission", bool)
+_REVOKE = _Q.bind("roles.revoke_permission", bool)
+_ASSIGN = _Q.bind("roles.assign_role", bool)
+_UNASSIGN = _Q.bind("roles.unassign_role", bool)
+_PERMISSION_NAMES = _Q.bind("roles.list_permission_names_by_user_id", list)
+_HAS_PERMISSION = _Q.bind("roles.user_has_permission", bool)
+_ROLES_OF_USER = _Q.bind("roles.list_roles_by_user_id", Role)
 
 # The schema's check_roles_name_shape / check_permissions_name_shape.
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_.:-]{0,62}$")
@@ -56,67 +58,61 @@ class RoleRepository(Repository):
 
     async def create(self, name: str, *, description: str = "", actor: str | None = None) -> Role:
         """Create the role *name*; raise ConflictError (``unique_roles_name``) if it exists."""
-        who = self._actor(actor)
+        who = self.actor(actor)
         _name("name", name)
         check_text("description", description, max_length=DESCRIPTION_MAX)
-        return await self._require(  # type: ignore[no-any-return]
-            _INSERT_ROLE, "role", name, name=name, description=description, actor=who
-        )
+        return await self.one(_INSERT_ROLE, name=name, description=description, actor=who)
 
     async def get(self, id: UUID) -> Role:
         """Return the live role *id*; raise NotFoundError."""
-        return await self._require(_GET_ROLE, "role", id, id=id)  # type: ignore[no-any-return]
+        return await self.one(_GET_ROLE, id=id)
 
     async def get_by_name(self, name: str) -> Role:
         """Return the live role named *name*; raise NotFoundError."""
         check_text("name", name, max_length=200)
-        return await self._require(_GET_ROLE_BY_NAME, "role", name, name=name)  # type: ignore[no-any-return]
+        return await self.one(_GET_ROLE_BY_NAME, name=name)
 
     async def list(self) -> builtins.list[Role]:
         """Return every live role, by name."""
-        return await self._many(_LIST_ROLES)
+        return await self.many(_LIST_ROLES)
 
     async def create_permission(
         self, name: str, *, description: str = "", actor: str | None = None
     ) -> Permission:
         """Create the permission *name*; raise ConflictError (``unique_permissions_name``)."""
-        who = self._actor(actor)
+        who = self.actor(actor)
         _name("name", name)
         check_text("description", description, max_length=DESCRIPTION_MAX)
-        return await self._require(  # type: ignore[no-any-return]
-            _INSERT_PERMISSION, "permission", name, name=name, description=description, actor=who
-        )
+        return await self.one(_INSERT_PERMISSION, name=name, description=description, actor=who)
 
     async def get_permission(self, id: UUID) -> Permission:
         """Return the live permission *id*; raise NotFoundError."""
-        return await self._require(_GET_PERMISSION, "permission", id, id=id)  # type: ignore[no-any-return]
+        return await self.one(_GET_PERMISSION, id=id)
 
     async def get_permission_by_name(self, name: str) -> Permission:
         """Return the live permission named *name*; raise NotFoundError."""
         check_text("name", name, max_length=200)
-        return await self._require(  # type: ignore[no-any-return]
-            _GET_PERMISSION_BY_NAME, "permission", name, name=name
-        )
+        return await self.one(_GET_PERMISSION_BY_NAME, name=name)
 
     async def list_permissions(self) -> builtins.list[Permission]:
         """Return every live permission, by name."""
-        return await self._many(_LIST_PERMISSIONS)
+        return await self.many(_LIST_PERMISSIONS)
 
     async def grant(self, role_id: UUID, permission_id: UUID, *, actor: str | None = None) -> bool:
         """Let role *role_id* grant *permission_id*; return False if it already did.
 
         Raise ForeignKeyError for an unknown role or permission.
         """
-        who = self._actor(actor)
+        who = self.actor(actor)
         return bool(
-            await self._value(_GRANT, role_id=role_id, permission_id=permission_id, actor=who)
+            await self.value(_GRANT, role_id=role_id, permission_id=permission_id, actor=who)
         )
 
     async def revoke(self, role_id: UUID, permission_id: UUID, *, actor: str | None = None) -> bool:
         """Stop role *role_id* granting *permission_id*; return False if it did not."""
-        who = self._actor(actor)
+        who = self.actor(actor)
         return bool(
-            await self._value(_REVOKE, role_id=role_id, permission_id=permission_id, actor=who)
+            await self.value(_REVOKE, role_id=role_id, permission_id=permission_id, actor=who)
         )
 
     async def assign(self, user_id: UUID, role_id: UUID, *, actor: str | None = None) -> bool:
@@ -124,17 +120,17 @@ class RoleRepository(Repository):
 
         Raise ForeignKeyError for an unknown user or role.
         """
-        who = self._actor(actor)
-        return bool(await self._value(_ASSIGN, user_id=user_id, role_id=role_id, actor=who))
+        who = self.actor(actor)
+        return bool(await self.value(_ASSIGN, user_id=user_id, role_id=role_id, actor=who))
 
     async def unassign(self, user_id: UUID, role_id: UUID, *, actor: str | None = None) -> bool:
         """Take the role *role_id* from user *user_id*; return False if it did not have it."""
-        who = self._actor(actor)
-        return bool(await self._value(_UNASSIGN, user_id=user_id, role_id=role_id, actor=who))
+        who = self.actor(actor)
+        return bool(await self.value(_UNASSIGN, user_id=user_id, role_id=role_id, actor=who))
 
     async def roles_of(self, user_id: UUID) -> builtins.list[Role]:
         """Return the live roles user *user_id* holds, by name."""
-        return await self._many(_ROLES_OF_USER, user_id=user_id)
+        return await self.many(_ROLES_OF_USER, user_id=user_id)
 
     async def permissions_of(self, user_id: UUID) -> frozenset[str]:
         """Return the names of every permission *user_id* holds through its roles (one query).
@@ -142,7 +138,7 @@ class RoleRepository(Repository):
         Empty for an unknown, inactive or soft-deleted user; soft-deleted
         roles and permissions grant nothing.
         """
-        names = await self._value(_PERMISSION_NAMES, user_id=user_id)
+        names = await self.value(_PERMISSION_NAMES, user_id=user_id)
         return frozenset(names or ())
 
     async def has_permission(self, user_id: UUID, permission: str) -> bool:
@@ -150,4 +146,4 @@ class RoleRepository(Repository):
         if not isinstance(permission, str) or len(permission) > 200:
             return False
         check_text("permission", permission, max_length=200)
-        return bool(await self._value(_HAS_PERMISSION, user_id=user_id, permission=permission))
+        return bool(await self.value(_HAS_PERMISSION, user_id=user_id, permission=permission))

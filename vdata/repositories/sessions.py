@@ -11,17 +11,19 @@ from uuid import UUID
 from vdata.engine.repository import Repository
 from vdata.errors import AuthenticationError, NotFoundError, ValidationError
 from vdata.models.sessions import IssuedSession, Session
-from vdata.queries import query
+from vdata.queries import load
 from vdata.tokens import SecretStr, hash_token, mint_token
 from vdata.validation import check_text
 
-_INSERT = query("sessions.insert_session", Session)
-_TOUCH = query("sessions.touch_session", Session)
-_GET = query("sessions.get_session_by_id", Session)
-_LIST_ACTIVE = query("sessions.list_active_sessions_by_user_id", Session)
-_REVOKE = query("sessions.revoke_session", Session)
-_REVOKE_ALL = query("sessions.revoke_sessions_by_user_id")
-_PURGE = query("sessions.delete_expired_sessions")
+_Q = load()
+
+_INSERT = _Q.bind("sessions.insert_session", Session)
+_TOUCH = _Q.bind("sessions.touch_session", Session)
+_GET = _Q.bind("sessions.get_session_by_id", Session)
+_LIST_ACTIVE = _Q.bind("sessions.list_active_sessions_by_user_id", Session)
+_REVOKE = _Q.bind("sessions.revoke_session", Session)
+_REVOKE_ALL = _Q.bind("sessions.revoke_sessions_by_user_id", int)
+_PURGE = _Q.bind("sessions.delete_expired_sessions", int)
 
 # One message whatever made the token fail: unknown, expired, revoked, or the
 # user inactive or deleted.
@@ -57,13 +59,13 @@ class SessionRepository(Repository):
         written) and NotFoundError unless the user exists, is active and not
         deleted.
         """
-        who = self._actor(actor)
+        who = self.actor(actor)
         address = _check_ip(ip)
         if user_agent is not None:
             check_text("user_agent", user_agent, max_length=1000)
-        seconds = _ttl_seconds(self._db.settings.session_ttl if ttl is None else ttl)
+        seconds = _ttl_seconds(self.executor.settings.session_ttl if ttl is None else ttl)
         issued = mint_token()
-        session = await self._one(
+        session = await self.one_or_none(
             _INSERT,
             user_id=user_id,
             token_hash=issued.token_hash,
@@ -87,20 +89,18 @@ class SessionRepository(Repository):
             raise AuthenticationError(INVALID_SESSION, reason="invalid_session")
         # Looked up by its SHA-256: the token has 256 random bits, so the
         # digest is an index key, not something a timing probe could guess.
-        session: Session | None = await self._one(_TOUCH, token_hash=hash_token(text))
+        session: Session | None = await self.one_or_none(_TOUCH, token_hash=hash_token(text))
         if session is None:
             raise AuthenticationError(INVALID_SESSION, reason="invalid_session")
         return session
 
     async def get(self, session_id: UUID) -> Session:
         """Return session *session_id* (revoked and expired included); raise NotFoundError."""
-        return await self._require(  # type: ignore[no-any-return]
-            _GET, "session", session_id, id=session_id
-        )
+        return await self.one(_GET, id=session_id)
 
     async def list_active(self, user_id: UUID) -> list[Session]:
         """Return *user_id*'s unrevoked, unexpired sessions, most recently seen first."""
-        return await self._many(_LIST_ACTIVE, user_id=user_id)
+        return await self.many(_LIST_ACTIVE, user_id=user_id)
 
     async def revoke(
         self, session_id: UUID, *, user_id: UUID | None = None, actor: str | None = None
@@ -110,28 +110,26 @@ class SessionRepository(Repository):
         Idempotent: revoking a revoked session returns it unchanged and writes
         no second audit event. Raise NotFoundError if there is no such session.
         """
-        who = self._actor(actor)
-        return await self._require(  # type: ignore[no-any-return]
-            _REVOKE, "session", session_id, id=session_id, user_id=user_id, actor=who
-        )
+        who = self.actor(actor)
+        return await self.one(_REVOKE, id=session_id, user_id=user_id, actor=who)
 
     async def revoke_all_for_user(
         self, user_id: UUID, *, except_id: UUID | None = None, actor: str | None = None
     ) -> int:
         """Revoke every live session of *user_id* but *except_id*; return how many."""
-        who = self._actor(actor)
-        revoked = await self._value(_REVOKE_ALL, user_id=user_id, except_id=except_id, actor=who)
+        who = self.actor(actor)
+        revoked = await self.value(_REVOKE_ALL, user_id=user_id, except_id=except_id, actor=who)
         return int(str(revoked))
 
     async def cleanup_expired(
         self, *, older_than: float | timedelta = 0.0, actor: str | None = None
     ) -> int:
         """Delete sessions expired or revoked more than *older_than* ago; return how many."""
-        who = self._actor(actor)
+        who = self.actor(actor)
         seconds = older_than.total_seconds() if isinstance(older_than, timedelta) else older_than
         if not 0 <= seconds <= 100 * 365 * 86400:
             raise ValidationError("older_than must be between 0 and 100 years", field="older_than")
-        return int(str(await self._value(_PURGE, older_than_seconds=float(seconds), actor=who)))
+        return int(str(await self.value(_PURGE, older_than_seconds=float(seconds), actor=who)))
 
 
 def _check_ip(value: str | IPv4Address | IPv6Address | None) -> IPv4Address | IPv6Address | None:

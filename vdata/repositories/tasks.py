@@ -11,29 +11,44 @@ are read-only. Status changes follow ``app.task_status_transition_allowed``
 
 from __future__ import annotations
 
-__all__ = ["COPY_COLUMNS", "TaskRepository"]
+__all__ = ["COPY_COLUMNS", "TaskRepository", "check_status"]
 
+import datetime as dt
 import uuid
 from collections.abc import Sequence
+from typing import Any, NoReturn
 
 import msgspec
 
-from vdata.errors import StaleVersionError, ValidationError
-from vdata.models.tasks import NewTask, Task, TaskPatch
-from vdata.queries import query
-from vdata.repositories._task_reads import TaskReads, check_status
-from vdata.repositories._task_refusals import TaskRefusals
+from vdata.engine.repository import Repository, Slice
+from vdata.errors import NotFoundError, PermissionDeniedError, StaleVersionError, ValidationError
+from vdata.models.projects import ProjectAccess
+from vdata.models.tasks import TASK_STATUSES, NewTask, Task, TaskAccess, TaskPatch
+from vdata.queries import Query, load
 from vdata.validation import check_identifier, check_text
 
-_INSERT = query("tasks.insert_task", Task)
-_UPDATE = query("tasks.update_task", Task)
-_ASSIGN = query("tasks.update_task_assignee", Task)
-_STATUS = query("tasks.update_task_status", Task)
-_STATUS_MANY = query("tasks.update_tasks_status", Task)
-_DELETE = query("tasks.soft_delete_task", Task)
-_LOCK_PROJECT = query("tasks.lock_project_for_new_tasks")
-_LOCK_USERS = query("tasks.count_active_users_locked")
-_AUDIT_CREATED = query("tasks.insert_task_audit_events", Task)
+_Q = load()
+
+_GET = _Q.bind("tasks.get_task_by_id", Task)
+_BY_PROJECT = _Q.bind("tasks.list_tasks_by_project", Task)
+_BY_ASSIGNEE = _Q.bind("tasks.list_tasks_by_assignee", Task)
+_BY_STATUS = _Q.bind("tasks.list_tasks_by_status", Task)
+_OVERDUE = _Q.bind("tasks.list_tasks_overdue", Task)
+_DUE_SOON = _Q.bind("tasks.list_tasks_due_soon", Task)
+_INSERT = _Q.bind("tasks.insert_task", Task)
+_UPDATE = _Q.bind("tasks.update_task", Task)
+_ASSIGN = _Q.bind("tasks.update_task_assignee", Task)
+_STATUS = _Q.bind("tasks.update_task_status", Task)
+_STATUS_MANY = _Q.bind("tasks.update_tasks_status", Task)
+_DELETE = _Q.bind("tasks.soft_delete_task", Task)
+_LOCK_PROJECT = _Q.bind("tasks.lock_project_for_new_tasks", int)
+_LOCK_USERS = _Q.bind("tasks.count_active_users_locked", int)
+_AUDIT_CREATED = _Q.bind("tasks.insert_task_audit_events", Task)
+# Why a write touched no row (the writes check access inside the statement).
+_ACCESS = _Q.bind("tasks.get_task_access", TaskAccess)
+_PROJECT_ACCESS = _Q.bind("projects.get_project_access", ProjectAccess)
+_USER_ACTIVE = _Q.bind("tasks.get_user_is_active", bool)
+_ALLOWED = _Q.bind("tasks.get_status_transition_allowed", bool)
 
 # Columns COPY fills; the rest come from defaults and app.stamp_row().
 COPY_COLUMNS = (
@@ -64,7 +79,24 @@ def _priority(value: int) -> int:
     return value
 
 
-class TaskRepository(TaskReads, TaskRefusals):
+def check_status(value: str) -> str:
+    """Return *value* if it is a known task status; raise ValidationError."""
+    if value not in TASK_STATUSES:
+        raise ValidationError(f"status must be one of {sorted(TASK_STATUSES)}", field="status")
+    return value
+
+
+def _by_created(task: Task) -> tuple[dt.datetime, uuid.UUID]:
+    return (task.created_at, task.id)
+
+
+def _after_created(position: tuple[Any, ...] | None) -> dict[str, object]:
+    if position is None:
+        return {"after_at": None, "after_id": None}
+    return {"after_at": position[0], "after_id": position[1]}
+
+
+class TaskRepository(Repository):
     """Read and write ``app.tasks`` on behalf of a user (``as_user``)."""
 
     __slots__ = ()
@@ -77,7 +109,7 @@ class TaskRepository(TaskReads, TaskRefusals):
         Raise NotFoundError (project not visible), PermissionDeniedError (not
         the owner, or archived), ValidationError (bad input, inactive assignee).
         """
-        created = await self._one(
+        created = await self.one_or_none(
             _INSERT,
             project_id=project_id,
             as_user=as_user,
@@ -86,11 +118,11 @@ class TaskRepository(TaskReads, TaskRefusals):
             priority=_priority(new.priority),
             assignee_id=new.assignee_id,
             due_at=new.due_at,
-            actor=self._actor(actor),
+            actor=self.actor(actor),
         )
         if created is None:
             await self._refuse_project(project_id, as_user, new.assignee_id)
-        return created  # type: ignore[no-any-return]
+        return created
 
     async def create_many(
         self,
@@ -105,7 +137,7 @@ class TaskRepository(TaskReads, TaskRefusals):
         The project is share-locked and checked first, as for ``create``; all
         or nothing. Return the tasks in the order given.
         """
-        who = self._actor(actor)
+        who = self.actor(actor)
         if len(new) > MAX_BULK:
             raise ValidationError(f"at most {MAX_BULK} tasks at once", field="tasks")
         records = [
@@ -126,20 +158,25 @@ class TaskRepository(TaskReads, TaskRefusals):
             return []
         ids = [r[0] for r in records]
         assignees = sorted({n.assignee_id for n in new if n.assignee_id is not None})
-        async with self._db.transaction() as tx:
+        async with self.executor.transaction() as tx:
             locked = await tx.fetchval(
-                _LOCK_PROJECT, _LOCK_PROJECT.bind({"project_id": project_id, "as_user": as_user})
+                _LOCK_PROJECT,
+                _LOCK_PROJECT.arguments((), {"project_id": project_id, "as_user": as_user}),
             )
             if locked is None:
                 await self._refuse_project(project_id, as_user, None)
             if assignees:
-                active = await tx.fetchval(_LOCK_USERS, _LOCK_USERS.bind({"ids": assignees}))
+                active = await tx.fetchval(
+                    _LOCK_USERS, _LOCK_USERS.arguments((), {"ids": assignees})
+                )
                 if active != len(assignees):
                     raise ValidationError(
                         "every assignee must be an active user", field="assignee_id"
                     )
             await tx.copy_records("tasks", schema="app", columns=COPY_COLUMNS, records=records)
-            rows = await tx.fetch(_AUDIT_CREATED, _AUDIT_CREATED.bind({"ids": ids, "actor": who}))
+            rows = await tx.fetch(
+                _AUDIT_CREATED, _AUDIT_CREATED.arguments((), {"ids": ids, "actor": who})
+            )
         return [Task(*row[:]) for row in rows]
 
     async def update(
@@ -153,7 +190,7 @@ class TaskRepository(TaskReads, TaskRefusals):
     ) -> Task:
         """Apply *patch* at *expected_version*; return the new row. Raise as ``set_status``."""
         unset = msgspec.UNSET
-        updated = await self._one(
+        updated = await self.one_or_none(
             _UPDATE,
             id=task_id,
             as_user=as_user,
@@ -163,11 +200,11 @@ class TaskRepository(TaskReads, TaskRefusals):
             priority=None if patch.priority is unset else _priority(patch.priority),
             set_due_at=patch.due_at is not unset,
             due_at=None if patch.due_at is unset else patch.due_at,
-            actor=self._actor(actor),
+            actor=self.actor(actor),
         )
         if updated is None:
             await self._refuse(task_id, as_user, version=expected_version)
-        return updated  # type: ignore[no-any-return]
+        return updated
 
     async def assign(
         self,
@@ -181,12 +218,12 @@ class TaskRepository(TaskReads, TaskRefusals):
 
         Raise ValidationError if the assignee is not an active user.
         """
-        assigned = await self._one(
-            _ASSIGN, id=task_id, as_user=as_user, assignee_id=assignee_id, actor=self._actor(actor)
+        assigned = await self.one_or_none(
+            _ASSIGN, id=task_id, as_user=as_user, assignee_id=assignee_id, actor=self.actor(actor)
         )
         if assigned is None:
             await self._refuse(task_id, as_user, owner_only=True, assignee_id=assignee_id)
-        return assigned  # type: ignore[no-any-return]
+        return assigned
 
     async def set_status(
         self,
@@ -202,17 +239,17 @@ class TaskRepository(TaskReads, TaskRefusals):
         Raise ValidationError for a transition the rules forbid (nothing
         changes), NotFoundError, PermissionDeniedError, StaleVersionError.
         """
-        changed = await self._one(
+        changed = await self.one_or_none(
             _STATUS,
             id=task_id,
             as_user=as_user,
             status=check_status(status),
             version=expected_version,
-            actor=self._actor(actor),
+            actor=self.actor(actor),
         )
         if changed is None:
             await self._refuse(task_id, as_user, status=status, version=expected_version)
-        return changed  # type: ignore[no-any-return]
+        return changed
 
     async def set_status_many(
         self,
@@ -231,16 +268,16 @@ class TaskRepository(TaskReads, TaskRefusals):
             raise ValidationError(f"at most {MAX_BULK} tasks at once", field="task_ids")
         if not ids:
             return []
-        changed = await self._many(
+        changed = await self.many(
             _STATUS_MANY,
             ids=ids,
             as_user=as_user,
             status=check_status(status),
-            actor=self._actor(actor),
+            actor=self.actor(actor),
         )
         if not changed:
             for task_id in ids:  # find the one to blame; only on failure
-                await self._refuse(task_id, as_user, status=status, explain_only=True)
+                await self._explain(task_id, as_user, status=status)
             raise StaleVersionError("task", None)  # every one qualified a moment ago
         return changed
 
@@ -248,7 +285,143 @@ class TaskRepository(TaskReads, TaskRefusals):
         self, task_id: uuid.UUID, *, as_user: uuid.UUID, actor: str | None = None
     ) -> Task:
         """Soft-delete the task; project owner only. Return the deleted row."""
-        deleted = await self._one(_DELETE, id=task_id, as_user=as_user, actor=self._actor(actor))
+        deleted = await self.one_or_none(
+            _DELETE, id=task_id, as_user=as_user, actor=self.actor(actor)
+        )
         if deleted is None:
             await self._refuse(task_id, as_user, owner_only=True)
-        return deleted  # type: ignore[no-any-return]
+        return deleted
+
+    # -- reads ---------------------------------------------------------------
+
+    async def get(self, task_id: uuid.UUID, *, as_user: uuid.UUID) -> Task:
+        """Return the task if *as_user* may see it; raise NotFoundError otherwise."""
+        return await self.one(_GET, id=task_id, as_user=as_user)
+
+    async def list_by_project(
+        self,
+        project_id: uuid.UUID,
+        *,
+        as_user: uuid.UUID,
+        status: str | None = None,
+        cursor: str | None = None,
+        limit: int = 50,
+    ) -> Slice[Task]:
+        """Return one keyset page (oldest first) of the project's tasks *as_user* may see."""
+        return await self._list(
+            _BY_PROJECT, cursor, limit, status, project_id=project_id, as_user=as_user
+        )
+
+    async def list_by_assignee(
+        self,
+        assignee_id: uuid.UUID,
+        *,
+        as_user: uuid.UUID,
+        status: str | None = None,
+        cursor: str | None = None,
+        limit: int = 50,
+    ) -> Slice[Task]:
+        """Return one keyset page of the tasks assigned to *assignee_id* that *as_user* may see."""
+        return await self._list(
+            _BY_ASSIGNEE, cursor, limit, status, assignee_id=assignee_id, as_user=as_user
+        )
+
+    async def list_by_status(
+        self, status: str, *, as_user: uuid.UUID, cursor: str | None = None, limit: int = 50
+    ) -> Slice[Task]:
+        """Return one keyset page of the tasks in *status* that *as_user* may see."""
+        return await self._list(_BY_STATUS, cursor, limit, status, as_user=as_user)
+
+    async def _list(
+        self, q: Query[Task], cursor: str | None, limit: int, status: str | None, **filters: object
+    ) -> Slice[Task]:
+        status = None if status is None else check_status(status)
+        return await self.keyset_page(
+            q, cursor, limit, _by_created, _after_created, status=status, **filters
+        )
+
+    async def overdue(
+        self, *, as_user: uuid.UUID, project_id: uuid.UUID | None = None, limit: int = 100
+    ) -> list[Task]:
+        """Return open tasks *as_user* may see whose due time has passed, most overdue first."""
+        _, limit = self.page_bounds(0, limit)
+        return await self.many(_OVERDUE, as_user=as_user, project_id=project_id, page_size=limit)
+
+    async def due_soon(
+        self,
+        *,
+        as_user: uuid.UUID,
+        within: dt.timedelta = dt.timedelta(days=1),
+        project_id: uuid.UUID | None = None,
+        limit: int = 100,
+    ) -> list[Task]:
+        """Return open tasks *as_user* may see due from now to now + *within*, soonest first."""
+        _, limit = self.page_bounds(0, limit)
+        return await self.many(
+            _DUE_SOON, as_user=as_user, within=within, project_id=project_id, page_size=limit
+        )
+
+    # -- why a write touched no row ------------------------------------------
+
+    async def _refuse_project(
+        self, project_id: uuid.UUID, as_user: uuid.UUID, assignee_id: uuid.UUID | None
+    ) -> NoReturn:
+        """Raise why a task could not be created in *project_id*."""
+        access = await self.one_or_none(_PROJECT_ACCESS, id=project_id, as_user=as_user)
+        if access is None or not access.visible:
+            raise NotFoundError("project", project_id)
+        if not access.is_owner:
+            raise PermissionDeniedError("only the project owner may add tasks")
+        if access.archived:
+            raise PermissionDeniedError("the project is archived; restore it first")
+        await self._check_assignee(assignee_id)
+        raise StaleVersionError("project", project_id)  # it changed under us; try again
+
+    async def _check_assignee(self, assignee_id: uuid.UUID | None) -> None:
+        if assignee_id is not None and not await self.value(_USER_ACTIVE, id=assignee_id):
+            raise ValidationError("the assignee must be an active user", field="assignee_id")
+
+    async def _explain(
+        self,
+        task_id: uuid.UUID,
+        as_user: uuid.UUID,
+        *,
+        owner_only: bool = False,
+        status: str | None = None,
+        assignee_id: uuid.UUID | None = None,
+    ) -> None:
+        """Raise why a write to *task_id* was refused; return if nothing refuses it now."""
+        access = await self.one_or_none(_ACCESS, id=task_id, as_user=as_user)
+        if access is None or not access.visible:
+            raise NotFoundError("task", task_id)
+        if not (access.is_owner if owner_only else access.can_write):
+            who = "the project owner" if owner_only else "the project owner or the assignee"
+            raise PermissionDeniedError(f"only {who} may change this task")
+        if access.archived:
+            raise PermissionDeniedError("the project is archived; restore it first")
+        current = access.status
+        if status is not None and not await self.value(
+            _ALLOWED, from_status=current, to_status=status
+        ):
+            raise ValidationError(f"a task cannot move from {current} to {status}", field="status")
+        await self._check_assignee(assignee_id)
+
+    async def _refuse(
+        self,
+        task_id: uuid.UUID,
+        as_user: uuid.UUID,
+        *,
+        owner_only: bool = False,
+        status: str | None = None,
+        version: int | None = None,
+        assignee_id: uuid.UUID | None = None,
+    ) -> NoReturn:
+        """Raise why a write to *task_id* touched no row: StaleVersionError if nothing else."""
+        await self._explain(
+            task_id,
+            as_user,
+            owner_only=owner_only,
+            status=status,
+            assignee_id=assignee_id,
+        )
+        raise StaleVersionError("task", task_id, expected_version=version)

@@ -15,28 +15,30 @@ from uuid import UUID
 from vdata.engine.repository import Page, Slice
 from vdata.errors import ValidationError
 from vdata.models.users import NewUser, User, UserPatch
-from vdata.queries import Query, query
+from vdata.queries import Query, load
 from vdata.repositories._users_login import UserLoginMixin
 from vdata.validation import check_email, check_text, check_username
 
-_GET = query("users.get_user_by_id", User)
-_GET_BY_USERNAME = query("users.get_user_by_username", User)
-_GET_BY_EMAIL = query("users.get_user_by_email", User)
-_VERSION = query("users.get_user_version")
-_COUNT = query("users.count_users")
-_LIST_AFTER = query("users.list_users_after", User)
-_INSERT = query("users.insert_user", User)
-_UPDATE = query("users.update_user", User)
-_SET_ACTIVE = query("users.set_user_active", User)
-_SOFT_DELETE = query("users.soft_delete_user", User)
-_RESTORE = query("users.restore_user", User)
-_PURGE = query("users.purge_user", User)
+_Q = load()
+
+_GET = _Q.bind("users.get_user_by_id", User)
+_GET_BY_USERNAME = _Q.bind("users.get_user_by_username", User)
+_GET_BY_EMAIL = _Q.bind("users.get_user_by_email", User)
+_VERSION = _Q.bind("users.get_user_version", int)
+_COUNT = _Q.bind("users.count_users", int)
+_LIST_AFTER = _Q.bind("users.list_users_after", User)
+_INSERT = _Q.bind("users.insert_user", User)
+_UPDATE = _Q.bind("users.update_user", User)
+_SET_ACTIVE = _Q.bind("users.set_user_active", User)
+_SOFT_DELETE = _Q.bind("users.soft_delete_user", User)
+_RESTORE = _Q.bind("users.restore_user", User, entity="deleted user")
+_PURGE = _Q.bind("users.purge_user", User, entity="deleted user")
 
 # The allow-list of sort keys: each maps to its own static query, so no
 # caller-supplied text ever reaches the SQL.
 _LISTS = {
-    "created_at": query("users.list_users_by_created_at", User),
-    "username": query("users.list_users_by_username", User),
+    "created_at": _Q.bind("users.list_users_by_created_at", User),
+    "username": _Q.bind("users.list_users_by_username", User),
 }
 SORT_KEYS = tuple(sorted(_LISTS))
 
@@ -56,7 +58,7 @@ def _username(value: str) -> str:
     return value
 
 
-def _sorted(sort: str) -> Query:
+def _sorted(sort: str) -> Query[User]:
     q = _LISTS.get(sort)
     if q is None:
         raise ValidationError("unknown sort key; use one of: " + ", ".join(SORT_KEYS), field="sort")
@@ -105,15 +107,13 @@ class UserRepository(UserLoginMixin):
         ConflictError (``unique_users_username`` or ``unique_users_email_lower``)
         when the username or the email, in any letter case, is taken.
         """
-        who = self._actor(actor)
+        who = self.actor(actor)
         _username(new.username)
         check_email(new.email)
         check_text("full_name", new.full_name, max_length=FULL_NAME_MAX)
         password_hash = await self._hasher.hash(new.password)  # checks the policy first
-        return await self._require(  # type: ignore[no-any-return]
+        return await self.one(
             _INSERT,
-            "user",
-            new.username,
             username=new.username,
             email=new.email,
             full_name=new.full_name,
@@ -123,19 +123,17 @@ class UserRepository(UserLoginMixin):
 
     async def get(self, id: UUID) -> User:
         """Return the live user *id*; raise NotFoundError if absent or soft-deleted."""
-        return await self._require(_GET, "user", id, id=id)  # type: ignore[no-any-return]
+        return await self.one(_GET, id=id)
 
     async def get_by_username(self, username: str) -> User:
         """Return the live user named exactly *username* (case-sensitive); NotFoundError."""
         check_text("username", username, max_length=_SEARCH_MAX)
-        return await self._require(  # type: ignore[no-any-return]
-            _GET_BY_USERNAME, "user", username, username=username
-        )
+        return await self.one(_GET_BY_USERNAME, username=username)
 
     async def get_by_email(self, email: str) -> User:
         """Return the live user with *email* in any letter case; raise NotFoundError."""
         check_text("email", email, max_length=_SEARCH_MAX)
-        return await self._require(_GET_BY_EMAIL, "user", email, email=email)  # type: ignore[no-any-return]
+        return await self.one(_GET_BY_EMAIL, email=email)
 
     async def update(
         self, id: UUID, patch: UserPatch, *, expected_version: int, actor: str | None = None
@@ -146,7 +144,7 @@ class UserRepository(UserLoginMixin):
         retry), NotFoundError if it is gone, ValidationError for a bad or
         empty patch, ConflictError for a taken username or email.
         """
-        who = self._actor(actor)
+        who = self.actor(actor)
         if not isinstance(expected_version, int) or isinstance(expected_version, bool):
             raise ValidationError("expected_version must be an int", field="expected_version")
         if patch.username is None and patch.email is None and patch.full_name is None:
@@ -157,11 +155,9 @@ class UserRepository(UserLoginMixin):
             check_email(patch.email)
         if patch.full_name is not None:
             check_text("full_name", patch.full_name, max_length=FULL_NAME_MAX)
-        return await self._versioned(  # type: ignore[no-any-return]
+        return await self.update_versioned(
             _UPDATE,
             _VERSION,
-            "user",
-            id,
             expected_version,
             id=id,
             username=patch.username,
@@ -172,23 +168,23 @@ class UserRepository(UserLoginMixin):
 
     async def activate(self, id: UUID, *, actor: str | None = None) -> User:
         """Let the live user *id* log in again; return it. Raise NotFoundError."""
-        who = self._actor(actor)
-        return await self._require(_SET_ACTIVE, "user", id, id=id, active=True, actor=who)  # type: ignore[no-any-return]
+        who = self.actor(actor)
+        return await self.one(_SET_ACTIVE, id=id, active=True, actor=who)
 
     async def deactivate(self, id: UUID, *, actor: str | None = None) -> User:
         """Stop the live user *id* from logging in; return it. Raise NotFoundError."""
-        who = self._actor(actor)
-        return await self._require(_SET_ACTIVE, "user", id, id=id, active=False, actor=who)  # type: ignore[no-any-return]
+        who = self.actor(actor)
+        return await self.one(_SET_ACTIVE, id=id, active=False, actor=who)
 
     async def soft_delete(self, id: UUID, *, actor: str | None = None) -> User:
         """Soft-delete the live user *id* (it keeps its username and email); NotFoundError."""
-        who = self._actor(actor)
-        return await self._require(_SOFT_DELETE, "user", id, id=id, actor=who)  # type: ignore[no-any-return]
+        who = self.actor(actor)
+        return await self.one(_SOFT_DELETE, id=id, actor=who)
 
     async def restore(self, id: UUID, *, actor: str | None = None) -> User:
         """Undo the soft delete of user *id*; raise NotFoundError unless it is soft-deleted."""
-        who = self._actor(actor)
-        return await self._require(_RESTORE, "deleted user", id, id=id, actor=who)  # type: ignore[no-any-return]
+        who = self.actor(actor)
+        return await self.one(_RESTORE, id=id, actor=who)
 
     async def purge(self, id: UUID, *, actor: str | None = None) -> User:
         """Delete the soft-deleted user *id* for good, with its keys, sessions and roles.
@@ -196,8 +192,8 @@ class UserRepository(UserLoginMixin):
         Return the row as it was. Raise NotFoundError unless it is
         soft-deleted, ForeignKeyError while it still owns projects.
         """
-        who = self._actor(actor)
-        return await self._require(_PURGE, "deleted user", id, id=id, actor=who)  # type: ignore[no-any-return]
+        who = self.actor(actor)
+        return await self.one(_PURGE, id=id, actor=who)
 
     async def list(
         self,
@@ -215,9 +211,9 @@ class UserRepository(UserLoginMixin):
         *search* matches a prefix of the username or email, in any case.
         """
         q = _sorted(sort)
-        offset, limit = self._page_args(offset, limit)
+        offset, limit = self.page_bounds(offset, limit)
         filters = _filters(active, verified, search, include_deleted)
-        return await self._many(q, offset=offset, page_size=limit, **filters)
+        return await self.many(q, offset=offset, page_size=limit, **filters)
 
     async def list_page(
         self,
@@ -233,7 +229,7 @@ class UserRepository(UserLoginMixin):
         """Return one offset page of users and the total across pages (see ``list``)."""
         q = _sorted(sort)
         filters = _filters(active, verified, search, include_deleted)
-        return await self._offset_page(q, _COUNT, offset, limit, **filters)
+        return await self.offset_page(q, _COUNT, offset, limit, **filters)
 
     async def list_after(
         self,
@@ -251,4 +247,4 @@ class UserRepository(UserLoginMixin):
         filters; a tampered or foreign cursor raises ValidationError.
         """
         filters = _filters(active, verified, search, include_deleted)
-        return await self._keyset_page(_LIST_AFTER, cursor, limit, _key, _after, **filters)
+        return await self.keyset_page(_LIST_AFTER, cursor, limit, _key, _after, **filters)
