@@ -25,7 +25,7 @@ from vdata.models.audit import (
     DroppedPartition,
 )
 from vdata.queries import query
-from vdata.validation import check_identifier
+from vdata.validation import check_identifier, json_text
 
 _INSERT = query("audit.insert_audit_event", AuditEvent)
 _SEARCH = query("audit.list_audit_events", AuditEvent)
@@ -39,8 +39,8 @@ _ROW_HASH = query("audit.get_audit_row_hash")
 _DROP_PARTITIONS = query("audit.drop_audit_log_partitions", DroppedPartition)
 
 
-def _json(value: Any) -> str | None:
-    return None if value is None else msgspec.json.encode(value).decode()
+def _json(field: str, value: Any) -> str | None:
+    return None if value is None else json_text(field, value)
 
 
 def _by_id(event: AuditEvent) -> tuple[int]:
@@ -91,8 +91,8 @@ class AuditRepository(Repository):
             action=check_identifier("action", action, max_length=63),
             entity_type=check_identifier("entity_type", entity_type, max_length=63),
             entity_id=entity_id,
-            before=_json(before),
-            after=_json(after),
+            before=_json("before", before),
+            after=_json("after", after),
             ip=ip,
             request_id=request_id,
         )
