@@ -27,6 +27,7 @@ import argon2
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 from vdata.errors import DatabaseError, ValidationError
+from vdata.validation import utf8
 
 if TYPE_CHECKING:
     from vdata.settings import Settings
@@ -65,11 +66,7 @@ def check_password_policy(password: str, *, min_length: int = MIN_PASSWORD_LENGT
         raise ValidationError(
             f"password must be at least {min_length} characters long", field="password"
         )
-    try:
-        size = len(password.encode("utf-8"))
-    except UnicodeEncodeError:
-        # Lone surrogates: no client can type them and they cannot be stored.
-        raise ValidationError("password is not valid Unicode text", field="password") from None
+    size = len(utf8("password", password))
     if size > MAX_PASSWORD_BYTES:
         raise ValidationError(
             f"password must be at most {MAX_PASSWORD_BYTES} bytes in UTF-8", field="password"
@@ -84,8 +81,8 @@ def _verifiable(password: object) -> bool:
     if not isinstance(password, str) or len(password) > MAX_PASSWORD_BYTES:
         return False
     try:
-        return len(password.encode("utf-8")) <= MAX_PASSWORD_BYTES
-    except UnicodeEncodeError:
+        return len(utf8("password", password)) <= MAX_PASSWORD_BYTES
+    except ValidationError:
         return False
 
 

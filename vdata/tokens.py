@@ -29,6 +29,7 @@ from typing import NamedTuple
 import msgspec
 
 from vdata.errors import AuthenticationError
+from vdata.validation import utf8
 
 _MASK = "**********"
 
@@ -56,7 +57,7 @@ class SecretStr:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, SecretStr):
             return NotImplemented
-        return constant_time_equal(self._value.encode(), other._value.encode())
+        return constant_time_equal(_plain(self), _plain(other))
 
     def __hash__(self) -> int:
         return hash(self._value)
@@ -65,7 +66,7 @@ class SecretStr:
 def _plain(value: str | bytes | SecretStr) -> bytes:
     if isinstance(value, SecretStr):
         value = value.reveal()
-    return value.encode("utf-8") if isinstance(value, str) else bytes(value)
+    return utf8("token", value) if isinstance(value, str) else bytes(value)
 
 
 def constant_time_equal(a: bytes, b: bytes) -> bool:

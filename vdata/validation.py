@@ -2,6 +2,13 @@
 
 Each raises ValidationError naming the field and the rule, never the value
 (it may be a password or a token pasted in the wrong field).
+
+Text a caller passes reaches bytes in two places only: asyncpg encodes query
+parameters (a failure there is translated by ``vdata.errors.translate`` to
+ValidationError), and vdata encodes tokens, passwords and JSON itself, always
+through ``utf8`` and ``json_text`` below. A Python ``str`` may hold a lone
+surrogate (``"\\ud800"``), which has no UTF-8 form; both places turn it into
+ValidationError, so no ``UnicodeEncodeError`` leaves vdata.
 """
 
 from __future__ import annotations
@@ -10,11 +17,18 @@ __all__ = [
     "check_actor",
     "check_email",
     "check_identifier",
+    "check_seconds",
     "check_text",
     "check_username",
+    "json_text",
+    "utf8",
 ]
 
+import datetime as dt
 import re
+from typing import Any
+
+import msgspec
 
 from vdata.errors import ValidationError
 
@@ -24,6 +38,8 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 # Free text may hold tabs and newlines but never NUL (PostgreSQL's text
 # cannot store it) nor the other C0 controls.
 _TEXT_FORBIDDEN = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# Lone surrogates: a Python str can hold them, UTF-8 (and so PostgreSQL) cannot.
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
 # Deliberately simple: one @, a dot in the domain, no spaces or controls.
 # The database holds the same rule as a CHECK constraint.
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -42,7 +58,52 @@ def check_text(field: str, value: str, *, max_length: int = MAX_TEXT, min_length
         raise ValidationError(f"{field} must have at least {min_length} characters", field=field)
     if _TEXT_FORBIDDEN.search(value):
         raise ValidationError(f"{field} contains a NUL or control character", field=field)
+    if _SURROGATE.search(value):
+        raise _not_unicode(field)
     return value
+
+
+def check_seconds(
+    field: str, value: float | dt.timedelta, *, maximum: float, allow_zero: bool = True
+) -> float:
+    """Return a duration (seconds, or a timedelta) as seconds; raise ValidationError if bad."""
+    if isinstance(value, dt.timedelta):
+        seconds = value.total_seconds()
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        seconds = float(value)
+    else:
+        raise ValidationError(f"{field} must be a number of seconds or a timedelta", field=field)
+    low = seconds >= 0 if allow_zero else seconds > 0
+    if not (low and seconds <= maximum):  # also refuses NaN
+        lower = "0" if allow_zero else "more than 0"
+        upper = f"{maximum / 86400:g} days" if maximum >= 86400 else f"{maximum:g} s"
+        raise ValidationError(f"{field} must be between {lower} and {upper}", field=field)
+    return seconds
+
+
+def utf8(field: str, value: str) -> bytes:
+    """Return *value* in UTF-8; raise ValidationError if it has no UTF-8 form."""
+    try:
+        return value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise _not_unicode(field) from None
+
+
+def json_text(field: str, value: Any) -> str:
+    """Return *value* as JSON text; raise ValidationError if it cannot be JSON."""
+    try:
+        return msgspec.json.encode(value).decode("utf-8")
+    except UnicodeEncodeError:
+        raise _not_unicode(field) from None
+    except (TypeError, ValueError, OverflowError):
+        # msgspec names the type it could not encode, never the value.
+        raise ValidationError(f"{field} cannot be stored as JSON", field=field) from None
+
+
+def _not_unicode(field: str) -> ValidationError:
+    return ValidationError(
+        f"{field} is not valid Unicode text (it holds a lone surrogate)", field=field
+    )
 
 
 def check_identifier(field: str, value: str, *, max_length: int = 200) -> str:

@@ -106,6 +106,26 @@ async def test_pool_exhaustion_gives_a_clear_unavailable_error(app_dsn: str) -> 
         assert await db.fetchval(q("get_one"), ()) == 1
 
 
+async def test_repeated_acquire_timeouts_never_open_the_breaker(app_dsn: str) -> None:
+    # Back-pressure reaches the breaker translated with its stage: as many
+    # acquire timeouts as the threshold leave it closed, and the next call on
+    # a free pool works.
+    settings = vdata.Settings.build(
+        pool_min_size=1, pool_max_size=1, acquire_timeout=0.1, breaker_failure_threshold=3
+    )
+    async with await vdata.connect(app_dsn, settings=settings) as db:
+        async with db.transaction():
+            for _ in range(4):
+                with pytest.raises(vdata.UnavailableError) as caught:
+                    await db.fetchval(q("get_one"), ())
+                assert caught.value.reason == "acquire_timeout"
+                assert "pool exhausted" in str(caught.value)
+                assert not isinstance(caught.value, vdata.QueryTimeoutError)
+        assert db.breaker.state == "closed"
+        assert db.breaker.failures == 0
+        assert await db.fetchval(q("get_one"), ()) == 1
+
+
 async def test_run_in_transaction_retries_a_real_serialization_failure(
     db: vdata.Database,
 ) -> None:

@@ -345,13 +345,14 @@ async def test_a_call_the_caller_cancels_on_a_blackholed_network_returns_at_once
 # -- resets -------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("threshold", [100, 5], ids=["retries-absorb", "breaker-opens"])
+@pytest.mark.parametrize("threshold", [100, 5], ids=["patient-breaker", "default-threshold"])
 async def test_reset_all_during_a_read_load(
     proxied_dsn: str, proxy: FaultProxy, owner_dsn: str, threshold: int
 ) -> None:
     # 200 reads from 16 tasks on 8 connections; every connection is reset
-    # three times. With a patient breaker the retries absorb the resets; with
-    # the default threshold one reset of 8 busy connections opens it.
+    # three times. Reconnecting works at once, so a reset connection is no
+    # evidence of an outage: with any threshold the retries absorb the resets
+    # and the breaker stays closed.
     conf = settings(
         pool_min_size=2, pool_max_size=8, retry_tries=4, breaker_failure_threshold=threshold
     )
@@ -381,11 +382,8 @@ async def test_reset_all_during_a_read_load(
         for exc in raised:
             assert isinstance(exc, vdata.UnavailableError), repr(exc)
         assert (await bounded(db.health())).retries >= 1
-        if threshold > 20:
-            assert len(raised) <= 20
-        else:
-            assert db.breaker.times_opened >= 1
-            await wait_until(lambda: serves(db))
+        assert db.breaker.times_opened == 0
+        assert len(raised) <= 5
         await assert_whole(db, proxy, owner_dsn)
 
 

@@ -10,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from vdata.engine.breaker import BreakerSnapshot, BreakerState, CircuitBreaker
+from vdata.engine.failures import translate
 from vdata.errors import ConflictError, NotFoundError, TransientError, UnavailableError
 
 CLOSED, OPEN, HALF_OPEN = BreakerState.CLOSED, BreakerState.OPEN, BreakerState.HALF_OPEN
@@ -84,6 +85,73 @@ def test_business_errors_never_open_and_count_as_success() -> None:
     breaker.on_failure(NotFoundError("user", 1))
     assert breaker.consecutive_failures == 0
     assert breaker.failures == 2
+
+
+def dropped() -> TransientError:
+    # pg_terminate_backend of a connection in use: 57P01 on a live connection.
+    return TransientError("admin shutdown", sqlstate="57P01")
+
+
+def test_a_sweep_of_dropped_connections_never_opens_with_default_settings() -> None:
+    # Every backend terminated once while 16 readers run on 10 connections:
+    # each in-flight call reports a drop, each idle one is found closed.
+    breaker = CircuitBreaker(clock=FakeClock())
+    for _ in range(16):
+        breaker.before_call()
+        breaker.on_failure(dropped())
+    for _ in range(16):
+        breaker.before_call()
+        breaker.on_failure(TransientError("closed", reason="connection_closed", not_sent=True))
+    assert breaker.state is CLOSED
+    assert breaker.consecutive_failures == 0
+    assert breaker.inconclusive == 32
+
+
+def test_drops_followed_by_refused_reconnects_open_as_fast_as_before() -> None:
+    # The server really stopped: connections drop, then reconnecting is refused.
+    breaker = make(FakeClock(), threshold=3)
+    for _ in range(10):
+        breaker.before_call()
+        breaker.on_failure(dropped())
+    assert breaker.state is CLOSED
+    fail(breaker, 3)
+    assert breaker.state is OPEN
+
+
+def test_a_drop_neither_counts_nor_resets_the_count() -> None:
+    breaker = make(FakeClock(), threshold=3)
+    fail(breaker, 2)
+    breaker.before_call()
+    breaker.on_failure(dropped())
+    assert breaker.consecutive_failures == 2
+    fail(breaker)
+    assert breaker.state is OPEN
+
+
+def test_acquire_timeouts_never_open_the_breaker() -> None:
+    breaker = make(FakeClock(), threshold=3)
+    busy = translate(TimeoutError(), stage="acquire")
+    for _ in range(10):
+        breaker.before_call()
+        breaker.on_failure(busy)
+    assert breaker.state is CLOSED
+    assert breaker.failures == 0
+
+
+def test_an_inconclusive_trial_neither_closes_nor_reopens_and_frees_its_slot() -> None:
+    clock = FakeClock()
+    breaker = make(clock)
+    open_breaker(breaker)
+    clock.now += 20
+    assert breaker.before_call() is True
+    breaker.on_failure(translate(TimeoutError(), stage="acquire"))
+    assert breaker.state is HALF_OPEN
+    assert breaker.before_call() is True  # the slot was freed
+    breaker.on_failure(dropped())
+    assert breaker.state is HALF_OPEN
+    breaker.before_call()
+    breaker.on_success()
+    assert breaker.state is CLOSED
 
 
 def test_contention_does_not_open() -> None:
@@ -318,6 +386,7 @@ def test_snapshot_reports_counters() -> None:
         state="open",
         calls=4,
         failures=3,
+        inconclusive=0,
         consecutive_failures=3,
         times_opened=1,
         rejected=1,

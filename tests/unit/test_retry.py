@@ -14,7 +14,9 @@ import vdata.engine.failures as failures
 from vdata.engine.failures import translate
 from vdata.engine.retry import (
     AVAILABILITY_SQLSTATES,
+    DROPPED_SQLSTATES,
     is_availability_failure,
+    is_inconclusive,
     is_transient,
     proves_not_sent,
     retry_call,
@@ -43,12 +45,12 @@ TABLE = {
     "40001": (True, False),  # contention: retry, but the server is fine
     "40P01": (True, False),
     "08000": (True, True),
-    "08003": (True, True),
-    "08006": (True, True),
+    "08003": (True, False),  # a live connection dropped: the next connect decides
+    "08006": (True, False),
     "08007": (False, False),  # commit outcome unknown: never retried
     "53300": (True, True),
-    "57P01": (True, True),
-    "57P02": (True, True),
+    "57P01": (True, False),  # pg_terminate_backend: a dropped connection
+    "57P02": (True, False),
     "57P03": (True, True),
     "57P05": (True, False),  # idle session reaped: reconnect, no outage
     "53100": (False, True),  # disk full: fail, and open the breaker
@@ -84,12 +86,12 @@ def test_availability_sqlstates_translate_to_outage_classes() -> None:
     ("exc", "transient", "availability", "not_sent"),
     [
         (ConnectionRefusedError(), True, True, True),
-        (ConnectionResetError(), True, True, False),
+        (ConnectionResetError(), True, False, False),  # dropped, not refused
         (translate(TimeoutError(), stage="connect"), True, True, True),
         (translate(TimeoutError(), stage="acquire"), False, False, True),
         (translate(TimeoutError()), False, True, False),  # command_timeout
         (asyncpg.InterfaceError("pool is closing"), False, False, True),
-        (asyncpg.InterfaceError("connection is closed"), True, True, True),
+        (asyncpg.InterfaceError("connection is closed"), True, False, True),
         (UnavailableError(reason="breaker_open", not_sent=True), False, False, True),
         (TransientError("by hand"), True, True, False),
         (UnavailableError("by hand"), False, True, False),
@@ -107,6 +109,49 @@ def test_predicates_on_non_server_errors(
     assert is_transient(exc) is transient
     assert is_availability_failure(exc) is availability
     assert proves_not_sent(exc) is not_sent
+
+
+@pytest.mark.parametrize("code", sorted(DROPPED_SQLSTATES))
+def test_a_dropped_connection_is_inconclusive_but_the_same_code_at_connect_counts(
+    code: str,
+) -> None:
+    cls = PostgresMessageMeta.get_message_class_for_sqlstate(code)
+    exc = cls(SECRET)
+    exc.sqlstate = code
+    on_a_live_connection = translate(exc)
+    assert not is_availability_failure(on_a_live_connection)
+    assert is_inconclusive(on_a_live_connection)
+    while_connecting = translate(exc, stage="connect")
+    assert is_availability_failure(while_connecting)
+    assert not is_inconclusive(while_connecting)
+
+
+@pytest.mark.parametrize(
+    ("exc", "inconclusive"),
+    [
+        (translate(TimeoutError(), stage="acquire"), True),  # a busy pool
+        (asyncpg.InterfaceError("pool is closing"), True),
+        (UnavailableError(reason="breaker_open", not_sent=True), True),
+        (asyncpg.InterfaceError("connection is closed"), True),
+        (ConnectionResetError(), True),
+        (asyncio.CancelledError(), True),
+        (ConnectionRefusedError(), False),  # evidence: the server is down
+        (translate(TimeoutError(), stage="connect"), False),
+        (translate(TimeoutError()), False),  # no reply on a live connection
+        (ConflictError("dup"), False),  # evidence: the server answered
+        (pg("40001"), False),
+    ],
+)
+def test_what_proves_nothing_about_the_server(exc: BaseException, inconclusive: bool) -> None:
+    assert is_inconclusive(exc) is inconclusive
+    if inconclusive:
+        assert not is_availability_failure(exc)
+
+
+def test_a_raw_acquire_timeout_is_a_command_timeout_only_without_its_stage() -> None:
+    # The executor must translate with the stage before the breaker sees it.
+    assert translate(TimeoutError(), stage="acquire").reason == "acquire_timeout"
+    assert translate(TimeoutError()).reason == "command_timeout"
 
 
 def test_exhausted_retries_count_as_their_cause() -> None:
@@ -254,8 +299,13 @@ async def test_first_error_means_the_first_call_was_already_made(waits: list[flo
 async def test_first_error_with_no_tries_left_is_exhaustion(waits: list[float]) -> None:
     fn, calls = failing("ok")
     with pytest.raises(UnavailableError):
-        await retry_call(fn, tries=0, max_time=10, first_error=pg("08006"))
+        await retry_call(fn, tries=0, max_time=10, first_error=translate(ConnectionRefusedError()))
     assert calls == [0]
+    # Only dropped connections: no evidence of an outage, the last error as it is.
+    dropped = pg("08006")
+    with pytest.raises(TransientError) as lost:
+        await retry_call(fn, tries=0, max_time=10, first_error=dropped)
+    assert lost.value is dropped
     contention = pg("40001")
     with pytest.raises(TransientError) as info:
         await retry_call(fn, tries=0, max_time=10, first_error=contention)
@@ -278,7 +328,7 @@ async def test_one_try_means_no_retry(waits: list[float]) -> None:
 
 
 async def test_max_time_bounds_the_retries(waits: list[float]) -> None:
-    fn, calls = failing(*[pg("08006")] * 10, "ok")
+    fn, calls = failing(*[translate(ConnectionRefusedError())] * 10, "ok")
     with pytest.raises(UnavailableError):
         await retry_call(fn, tries=10, max_time=0)
     assert calls == [1]

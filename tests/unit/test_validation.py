@@ -163,3 +163,37 @@ def test_messages_never_quote_the_value(fn: Any, value: str) -> None:
     error = _refused(fn, value)
     for text in (str(error), repr(error), str(error.args)):
         assert SECRET not in text
+
+
+def test_text_with_a_lone_surrogate_is_refused_by_every_encoding_path() -> None:
+    from vdata.errors import ValidationError
+    from vdata.validation import check_text, json_text, utf8
+
+    for check in (
+        lambda: check_text("name", "a\ud800"),
+        lambda: utf8("token", "\udfff"),
+        lambda: json_text("after", {"k": ["\ud800"]}),
+    ):
+        with pytest.raises(ValidationError) as caught:
+            check()
+        assert "lone surrogate" in str(caught.value)
+        assert "\ud800" not in str(caught.value)
+    assert utf8("token", "é") == "é".encode()
+    assert json_text("after", {"k": "é"}) == '{"k":"é"}'
+    with pytest.raises(ValidationError):
+        json_text("after", object())
+
+
+def test_durations_of_the_wrong_type_or_range_are_validation_errors() -> None:
+    import datetime as dt
+
+    from vdata.errors import ValidationError
+    from vdata.validation import check_seconds
+
+    assert check_seconds("ttl", dt.timedelta(minutes=1), maximum=100) == 60.0
+    assert check_seconds("ttl", 0, maximum=1) == 0.0
+    for bad in (None, "10", b"1", [1], True, float("nan"), -1, 101):
+        with pytest.raises(ValidationError):
+            check_seconds("ttl", bad, maximum=100)  # type: ignore[arg-type]
+    with pytest.raises(ValidationError):
+        check_seconds("ttl", 0, maximum=100, allow_zero=False)

@@ -15,7 +15,7 @@ from typing import ParamSpec, TypeVar
 
 import msgspec
 
-from vdata.engine.retry import is_availability_failure
+from vdata.engine.retry import is_availability_failure, is_inconclusive
 from vdata.errors import UnavailableError
 
 P = ParamSpec("P")
@@ -38,6 +38,7 @@ class BreakerSnapshot(msgspec.Struct, frozen=True, kw_only=True):
     state: str
     calls: int
     failures: int
+    inconclusive: int
     consecutive_failures: int
     times_opened: int
     rejected: int
@@ -57,14 +58,21 @@ Listener = Callable[[BreakerState, BreakerState], object]
 class CircuitBreaker:
     """Open after *failure_threshold* consecutive availability failures; probe after a cooldown.
 
+    What counts is evidence that the server cannot be used (*is_failure*,
+    by default ``vdata.retry.is_availability_failure``): a refused or
+    timed-out connection attempt, no reply on a live connection. What
+    proves nothing either way (*is_inconclusive*: a dropped connection that
+    the next connect replaces, a busy pool, a cancellation) is neither
+    counted nor taken as a success.
+
     Contract, per call: ``before_call()`` (raises UnavailableError while open,
     or while every half-open trial slot is taken), then exactly one of
     ``on_success()`` or ``on_failure(exc)``, from the same asyncio task. A
     half-open trial slot belongs to the task that took it, so calls that began
     before the circuit opened cannot release or spend a later trial's slot. A
     cancelled call (``on_failure(CancelledError())``) frees its slot without
-    counting a failure. An error *is_failure* rejects (a unique violation, a
-    missing row) proves the server answered, so it counts as a success.
+    counting a failure. Any other error (a unique violation, a missing
+    row) proves the server answered, so it counts as a success.
     """
 
     def __init__(
@@ -76,6 +84,7 @@ class CircuitBreaker:
         half_open_max_calls: int = 1,
         success_threshold: int = 1,
         is_failure: Callable[[BaseException], bool] = is_availability_failure,
+        is_inconclusive: Callable[[BaseException], bool] = is_inconclusive,
         clock: Callable[[], float] = time.monotonic,
         rng: Callable[[], float] = random.random,
     ) -> None:
@@ -85,6 +94,8 @@ class CircuitBreaker:
         self.half_open_max_calls = half_open_max_calls
         self.success_threshold = success_threshold
         self._is_failure = is_failure
+        self._is_inconclusive = is_inconclusive
+        self.inconclusive = 0
         self._clock = clock
         self._rng = rng
         self._listeners: list[Listener] = []
@@ -162,7 +173,11 @@ class CircuitBreaker:
             self._release()
             return
         if not self._is_failure(exc):
-            self.on_success()
+            if self._is_inconclusive(exc):
+                self.inconclusive += 1
+                self._release()
+            else:
+                self.on_success()
             return
         self.failures += 1
         self.consecutive_failures += 1
@@ -180,6 +195,7 @@ class CircuitBreaker:
             state=self._state.value,
             calls=self.calls,
             failures=self.failures,
+            inconclusive=self.inconclusive,
             consecutive_failures=self.consecutive_failures,
             times_opened=self.times_opened,
             rejected=self.rejected,

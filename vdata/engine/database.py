@@ -232,12 +232,15 @@ class Database(Generic[TxT]):
         """Record *exc* with the breaker and counters; return what to raise.
 
         A cancellation (or any BaseException) propagates unchanged; every
-        Exception becomes a vdata error naming the query.
+        Exception becomes a vdata error naming the query. The breaker sees
+        the error translated with its *stage*: a raw ``TimeoutError`` from
+        waiting for a busy pool is back-pressure, not a timeout of the server.
         """
-        self.breaker.on_failure(exc)
         if not isinstance(exc, Exception):
+            self.breaker.on_failure(exc)
             return exc
         error = translate(exc, query=q.name if q is not None else None, stage=stage)
+        self.breaker.on_failure(error)
         if stage is not None and error.reason != "acquire_timeout":
             self.counters.connect_failures += 1
         self.counters.failures[type(error).__name__] += 1

@@ -159,7 +159,7 @@ def translate(exc: BaseException, *, query: str | None = None, stage: Stage = No
             # A busy pool is back-pressure, not an outage: not retried (that
             # would multiply the wait) and not counted by the breaker.
             return UnavailableError(
-                "no pooled connection became free within acquire_timeout",
+                "pool exhausted: no pooled connection became free within acquire_timeout",
                 query=query,
                 reason="acquire_timeout",
                 not_sent=True,

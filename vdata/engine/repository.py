@@ -193,6 +193,9 @@ class Repository:
     @staticmethod
     def page_bounds(offset: int, limit: int, *, max_limit: int = 1000) -> tuple[int, int]:
         """Return (*offset*, *limit*) checked; raise ValidationError when out of range."""
+        for name, value in (("offset", offset), ("limit", limit)):
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise ValidationError(f"{name} must be an integer", field=name)
         if not offset >= 0:
             raise ValidationError("offset must be >= 0", field="offset")
         if not 1 <= limit <= max_limit:

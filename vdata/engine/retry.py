@@ -5,7 +5,10 @@ from __future__ import annotations
 __all__ = [
     "AVAILABILITY_REASONS",
     "AVAILABILITY_SQLSTATES",
+    "DROPPED_SQLSTATES",
+    "INCONCLUSIVE_REASONS",
     "is_availability_failure",
+    "is_inconclusive",
     "is_transient",
     "proves_not_sent",
     "rerun",
@@ -57,17 +60,33 @@ _AVAILABILITY_CLASSES = frozenset({"08"})  # connection_exception, every code
 # Failures without a SQLSTATE (see VdataError.reason). A client-side
 # command_timeout counts: the server did not answer at all, which is what a
 # black-holed network looks like. Server-side timeouts (57014, 55P03) do not:
-# the server answered to say the query was slow. A busy pool
-# ("acquire_timeout"), a closing pool and an open breaker do not either.
-AVAILABILITY_REASONS = frozenset(
+# the server answered to say the query was slow.
+AVAILABILITY_REASONS = frozenset({"command_timeout", "connect_failed", "connect_timeout"})
+
+# An established connection that was dropped: its backend was terminated
+# (pg_terminate_backend, a PgBouncer restart, a failover, a server going
+# down) or its socket closed. On its own that says nothing about whether the
+# server is up, because the fresh connection that replaces it decides: if
+# connecting works, the server is there; if it is refused or times out,
+# that attempt counts. So a sweep of every backend of a healthy server
+# never opens the circuit, and a stopped server opens it on the first
+# reconnect attempts. The same codes *while connecting* (``not_sent``) do
+# count.
+DROPPED_SQLSTATES = frozenset(
     {
-        "command_timeout",
-        "connect_failed",
-        "connect_timeout",
-        "connection_closed",
-        "connection_lost",
+        "08003",  # connection_does_not_exist
+        "08006",  # connection_failure
+        "57P01",  # admin_shutdown: pg_terminate_backend, or a shutdown
+        "57P02",  # crash_shutdown: another backend crashed
     }
 )
+_DROPPED_REASONS = frozenset({"connection_closed", "connection_lost"})
+
+# Failures that say nothing about the server either way: the pool was busy
+# (back-pressure from the service's own load) or closing, the breaker
+# itself refused. The breaker neither counts them nor takes them as a
+# success.
+INCONCLUSIVE_REASONS = frozenset({"acquire_timeout", "pool_closed", "breaker_open"})
 
 
 def _as_vdata(exc: BaseException) -> VdataError:
@@ -81,8 +100,38 @@ def is_transient(exc: BaseException) -> bool:
     return isinstance(_as_vdata(exc), TransientError)
 
 
+def _dropped(error: VdataError) -> bool:
+    # A connection that existed and was lost; not a failure to connect.
+    if error.reason in _DROPPED_REASONS:
+        return True
+    return error.sqlstate in DROPPED_SQLSTATES and not error.not_sent
+
+
+def is_inconclusive(exc: BaseException) -> bool:
+    """Return True if *exc* proves neither that the server is down nor that it answered.
+
+    A dropped connection (the next connection decides), a busy or closing
+    pool, an open breaker, a cancellation. The breaker frees the call's
+    trial slot and counts nothing.
+    """
+    if not isinstance(exc, Exception):
+        return True
+    error = _as_vdata(exc)
+    if error.reason == "retries_exhausted":
+        cause = error.__cause__
+        return cause is None or is_inconclusive(cause)
+    return error.reason in INCONCLUSIVE_REASONS or _dropped(error)
+
+
 def is_availability_failure(exc: BaseException) -> bool:
-    """Return True if *exc* means the server cannot be used: what opens the breaker."""
+    """Return True if *exc* means the server cannot be used: what opens the breaker.
+
+    Evidence: a connection attempt refused, timed out or turned away
+    (53300, 57P03 ...), a live connection that got no reply within
+    command_timeout, the server out of resources. Not evidence: business
+    errors, contention, server-side timeouts (the server answered), and
+    what ``is_inconclusive`` names (a dropped connection, a busy pool).
+    """
     if not isinstance(exc, Exception):
         return False
     error = _as_vdata(exc)
@@ -91,6 +140,8 @@ def is_availability_failure(exc: BaseException) -> bool:
     if error.reason == "retries_exhausted":
         cause = error.__cause__
         return cause is not None and is_availability_failure(cause)
+    if _dropped(error):
+        return False
     if error.sqlstate is not None:
         code = error.sqlstate
         return code in AVAILABILITY_SQLSTATES or code[:2] in _AVAILABILITY_CLASSES

@@ -25,7 +25,7 @@ from vdata.models.users import Credentials, EmailVerification, User
 from vdata.passwords import MAX_PASSWORD_BYTES, PasswordHasher, check_password_policy, hasher_for
 from vdata.queries import load
 from vdata.tokens import SecretStr, hash_token, mint_token
-from vdata.validation import check_actor
+from vdata.validation import check_actor, utf8
 
 _Q = load()
 
@@ -66,8 +66,8 @@ def _plausible_login(login: object) -> bool:
     if not isinstance(login, str) or not 0 < len(login) <= _MAX_LOGIN or "\x00" in login:
         return False
     try:
-        login.encode("utf-8")  # lone surrogates cannot be sent
-    except UnicodeEncodeError:
+        utf8("login", login)  # lone surrogates cannot be sent
+    except ValidationError:
         return False
     return True
 

@@ -20,7 +20,7 @@ from vdata.models.api_keys import ApiKey, ApiKeyUsage, IssuedApiKey
 from vdata.queries import load
 from vdata.repositories._api_key_usage import UsageBuffer
 from vdata.tokens import SecretStr, hash_secret, mint_api_key, parse_api_key
-from vdata.validation import check_identifier
+from vdata.validation import check_identifier, check_seconds
 
 _Q = load()
 
@@ -235,6 +235,9 @@ class ApiKeyRepository(Repository):
         return 0 if self._usage is None else await self._usage.flush()
 
 
+_HUNDRED_YEARS = 100 * 365 * 86400.0
+
+
 def _check_scopes(scopes: Iterable[str]) -> list[str]:
     """Return *scopes* without duplicates, in order; raise ValidationError on a bad one."""
     if isinstance(scopes, str):
@@ -262,7 +265,4 @@ def _check_instant(field: str, value: datetime | None) -> None:
 
 
 def _seconds(field: str, value: float | timedelta) -> float:
-    seconds = value.total_seconds() if isinstance(value, timedelta) else float(value)
-    if not 0 <= seconds < 100 * 365 * 86400:
-        raise ValidationError(f"{field} must be between 0 and 100 years", field=field)
-    return seconds
+    return check_seconds(field, value, maximum=_HUNDRED_YEARS)

@@ -25,7 +25,7 @@ from vdata.models.audit import (
     DroppedPartition,
 )
 from vdata.queries import load
-from vdata.validation import check_identifier
+from vdata.validation import check_identifier, json_text
 
 _Q = load()
 
@@ -41,8 +41,8 @@ _ROW_HASH = _Q.bind("audit.get_audit_row_hash", bytes)
 _DROP_PARTITIONS = _Q.bind("audit.drop_audit_log_partitions", DroppedPartition)
 
 
-def _json(value: Any) -> str | None:
-    return None if value is None else msgspec.json.encode(value).decode()
+def _json(field: str, value: Any) -> str | None:
+    return None if value is None else json_text(field, value)
 
 
 def _by_id(event: AuditEvent) -> tuple[int]:
@@ -93,8 +93,8 @@ class AuditRepository(Repository):
             action=check_identifier("action", action, max_length=63),
             entity_type=check_identifier("entity_type", entity_type, max_length=63),
             entity_id=entity_id,
-            before=_json(before),
-            after=_json(after),
+            before=_json("before", before),
+            after=_json("after", after),
             ip=ip,
             request_id=request_id,
         )

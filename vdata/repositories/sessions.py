@@ -13,7 +13,7 @@ from vdata.errors import AuthenticationError, NotFoundError, ValidationError
 from vdata.models.sessions import IssuedSession, Session
 from vdata.queries import load
 from vdata.tokens import SecretStr, hash_token, mint_token
-from vdata.validation import check_text
+from vdata.validation import check_seconds, check_text
 
 _Q = load()
 
@@ -126,10 +126,8 @@ class SessionRepository(Repository):
     ) -> int:
         """Delete sessions expired or revoked more than *older_than* ago; return how many."""
         who = self.actor(actor)
-        seconds = older_than.total_seconds() if isinstance(older_than, timedelta) else older_than
-        if not 0 <= seconds <= 100 * 365 * 86400:
-            raise ValidationError("older_than must be between 0 and 100 years", field="older_than")
-        return int(str(await self.value(_PURGE, older_than_seconds=float(seconds), actor=who)))
+        seconds = check_seconds("older_than", older_than, maximum=100 * 365 * 86400.0)
+        return int(str(await self.value(_PURGE, older_than_seconds=seconds, actor=who)))
 
 
 def _check_ip(value: str | IPv4Address | IPv6Address | None) -> IPv4Address | IPv6Address | None:
@@ -144,7 +142,4 @@ def _check_ip(value: str | IPv4Address | IPv6Address | None) -> IPv4Address | IP
 
 
 def _ttl_seconds(value: float | timedelta) -> float:
-    seconds = value.total_seconds() if isinstance(value, timedelta) else float(value)
-    if not 0 < seconds <= _MAX_TTL:
-        raise ValidationError("ttl must be more than 0 s and at most 366 days", field="ttl")
-    return seconds
+    return check_seconds("ttl", value, maximum=_MAX_TTL, allow_zero=False)

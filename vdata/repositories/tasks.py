@@ -81,7 +81,7 @@ def _priority(value: int) -> int:
 
 def check_status(value: str) -> str:
     """Return *value* if it is a known task status; raise ValidationError."""
-    if value not in TASK_STATUSES:
+    if not isinstance(value, str) or value not in TASK_STATUSES:
         raise ValidationError(f"status must be one of {sorted(TASK_STATUSES)}", field="status")
     return value
 
