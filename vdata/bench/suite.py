@@ -124,7 +124,7 @@ def _available(names: tuple[str, ...], skipped: dict[str, str]) -> tuple[str, ..
         try:
             import sqlalchemy.ext.asyncio  # noqa: F401
         except ImportError as exc:
-            skipped["sqlalchemy"] = f"not installed ({exc}); pip install 'vdata[bench]'"
+            skipped["sqlalchemy"] = f"not installed ({exc}); pip install 'vdata-pg[bench]'"
             names = tuple(n for n in names if n != "sqlalchemy")
     return names
 
