@@ -1,18 +1,20 @@
-"""``vdata bench`` works end to end: a tiny run writes all four outputs.
+"""``vdata bench`` works end to end: a tiny run writes its outputs.
 
 Never asserts a ratio or a target: the machine is shared and noisy. It
 proves that every contender runs its operations against the same data, that
-the extras run, and that the table, JSON, Markdown and PNG are produced.
+the extras run, and that the table, JSON and Markdown are written before the
+PNG chart is drawn (which needs the ``bench`` extra's matplotlib).
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from vdata.bench import report, suite
+from vdata.bench import chart, report, suite
 from vdata.bench.contenders import CONTENDERS
 from vdata.cli import main
 
@@ -35,11 +37,38 @@ def _tiny(ops: tuple[str, ...]) -> suite.Config:
     )
 
 
-async def test_a_tiny_run_writes_table_json_markdown_and_png(
-    vdata_dsn: str, vdata_app_dsn: str, tmp_path: Path
-) -> None:
+@pytest.fixture(scope="module")
+def tiny_results(vdata_template_dsn: str, vdata_server: Any) -> suite.Results:
+    """One tiny run, on a clone of its own, shared by this module's tests."""
+    import asyncio
+
+    import psycopg
+
+    from vdata._testadmin import dbname
+
+    name = "vdata_bench_tiny"
+    with psycopg.connect(vdata_server.dsn("postgres"), autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        conn.execute(f"CREATE DATABASE {name} TEMPLATE {dbname(vdata_template_dsn)}")
     ops = ("get_by_id", "update", "api_key_verify", "bulk_insert", *suite.EXTRAS)
-    results = await suite.run(_tiny(ops), vdata_dsn, vdata_app_dsn, progress_enabled=False)
+    try:
+        return asyncio.run(
+            suite.run(
+                _tiny(ops),
+                vdata_server.dsn(name),
+                vdata_server.dsn(name, user="vdata_app"),
+                progress_enabled=False,
+            )
+        )
+    finally:
+        with psycopg.connect(vdata_server.dsn("postgres"), autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def test_a_tiny_run_writes_table_json_and_markdown(
+    tiny_results: suite.Results, tmp_path: Path
+) -> None:
+    results = tiny_results
 
     ran = {(c.mode, c.op, c.contender) for c in results.cells}
     expected_contenders = [c for c in CONTENDERS if c not in results.skipped]
@@ -56,26 +85,89 @@ async def test_a_tiny_run_writes_table_json_markdown_and_png(
     assert results.extras.audit_writes is not None
     assert results.errors == {}
 
-    text, paths = report.write_all(results, tmp_path / "out")
+    text, paths, no_chart = report.write_all(results, tmp_path / "out")
     assert "get_by_id" in text
     assert "target" in text
-    assert paths["png"].read_bytes().startswith(b"\x89PNG")
     data = json.loads(paths["json"].read_text())
     assert {"results", "summary", "targets"} <= set(data)
     assert data["summary"]["latency"]["get_by_id"]["vdata pool"]["ops_per_s_median"] > 0
     assert all("met" in t for t in data["targets"])
     markdown = paths["markdown"].read_text()
     assert "| mode | operation |" in markdown
-    assert "bench.png" in markdown
+    if no_chart is None:  # matplotlib here: the chart is drawn and linked
+        assert paths["png"].read_bytes().startswith(b"\x89PNG")
+        assert "bench.png" in markdown
+    else:  # without the bench extra: no chart, and the reason names the extra
+        assert "vdata-pg[bench]" in no_chart
+        assert "png" not in paths and "bench.png" not in markdown
+
+
+def test_the_data_is_written_before_the_chart_is_drawn(
+    tiny_results: suite.Results, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken_chart(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("the chart failed")
+
+    monkeypatch.setattr(chart, "unavailable", lambda: None)
+    monkeypatch.setattr(chart, "chart", broken_chart)
+    with pytest.raises(RuntimeError, match="the chart failed"):
+        report.write_all(tiny_results, tmp_path / "out")
+    assert json.loads((tmp_path / "out" / "bench.json").read_text())["summary"]
+    assert "| mode | operation |" in (tmp_path / "out" / "bench.md").read_text()
+
+
+def test_without_matplotlib_the_chart_is_skipped_naming_the_extra(
+    tiny_results: suite.Results, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "matplotlib" else real(name, *a),
+    )
+    _text, paths, no_chart = report.write_all(tiny_results, tmp_path / "out")
+    assert no_chart is not None and "pip install 'vdata-pg[bench]'" in no_chart
+    assert set(paths) == {"json", "markdown"}
+    assert not (tmp_path / "out" / "bench.png").exists()
+
+
+def test_the_chart_shows_spread_machine_and_no_baseline_bar(
+    tiny_results: suite.Results, tmp_path: Path
+) -> None:
+    pytest.importorskip(
+        "matplotlib", reason="the chart needs the bench extra: pip install 'vdata-pg[bench]'"
+    )
+    import matplotlib.pyplot as plt
+
+    drawn: list[Any] = []
+    real_savefig = plt.Figure.savefig
+
+    def keep(fig: Any, *args: Any, **kwargs: Any) -> None:
+        drawn.append(fig)
+        real_savefig(fig, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(plt.Figure, "savefig", keep)
+        mp.setattr(plt, "close", lambda fig: None)
+        _text, paths, no_chart = report.write_all(tiny_results, tmp_path / "out")
+    assert no_chart is None and paths["png"].read_bytes().startswith(b"\x89PNG")
+    (fig,) = drawn
+    axes = fig.axes
+    assert len(axes) == 2 and axes[0].get_ylim() == axes[1].get_ylim()  # one y-scale
+    for ax in axes:
+        bars = [c for c in ax.containers if not hasattr(c, "has_yerr")]
+        whiskers = [c for c in ax.containers if getattr(c, "has_yerr", False)]
+        assert bars and len(whiskers) == len(bars)  # min-max error bars on every series
+        labels = [c.get_label() for c in bars]
+        assert "asyncpg pool" not in labels  # the baseline is the 1.0 line, not a bar
+        assert labels[:3] == ["vdata pool", "vdata tx", "asyncpg tuned"]  # side by side
+    title = fig._suptitle.get_text()
+    assert "PostgreSQL" in title and tiny_results.started in title
+    assert str(tiny_results.machine["postgresql"]) in title
 
 
 def test_cli_rejects_an_unknown_operation(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["bench", "--only", "no_such_op", "--dsn", "postgresql://unused"]) == 2
     assert "unknown operation" in capsys.readouterr().err
-
-
-def test_cli_exits_2_when_the_dsn_cannot_be_used(capsys: pytest.CaptureFixture[str]) -> None:
-    # Port 1 on loopback: nothing listens there, the connection is refused.
-    dsn = "postgresql://postgres@127.0.0.1:1/none"
-    assert main(["bench", "--quick", "--only", "get_by_id", "--dsn", dsn]) == 2
-    assert "cannot use --dsn" in capsys.readouterr().err

@@ -1,43 +1,100 @@
-"""The PNG chart of a run: per mode, each contender's ratio to asyncpg pool per operation."""
+"""The PNG chart of a run: per mode, each contender's speed against plain asyncpg.
+
+One panel per mode (latency, throughput) on one shared y-scale. Each bar is
+the median over repeats of the contender's speed divided by the asyncpg pool's
+in the same repeat; its error bar spans the measured minimum to maximum. The
+baseline itself is the line at 1.0, not a bar. vdata's bars stand next to
+tuned asyncpg's, the comparison a reader looks for; the machine, the date and
+the PostgreSQL version are printed on the image.
+"""
 
 from __future__ import annotations
 
-__all__ = ["chart"]
+__all__ = ["chart", "unavailable"]
 
+import importlib.util
 from pathlib import Path
+from typing import Any
 
 POOL, TUNED = "asyncpg pool", "asyncpg tuned"
+# Left to right in each group; the baseline (asyncpg pool) is the 1.0 line.
+_ORDER = ("vdata pool", "vdata tx", TUNED, "sqlalchemy")
+_COLOURS = {
+    "vdata pool": "#1f77b4",
+    "vdata tx": "#6baed6",
+    TUNED: "#d62728",
+    "sqlalchemy": "#7f7f7f",
+}
+_MODE_TITLE = {
+    "latency": "latency: 1 connection, sequential calls",
+    "throughput": "throughput: pool of {pool}, {tasks} concurrent tasks",
+}
+
+Summary = dict[str, dict[str, dict[str, dict[str, float]]]]
 
 
-def chart(s: dict[str, dict[str, dict[str, dict[str, float]]]], path: Path) -> None:
-    """Write a PNG: per mode, the ratio to asyncpg pool of each contender per operation."""
+def unavailable() -> str | None:
+    """Return why no chart can be drawn here (matplotlib missing), or None."""
+    if importlib.util.find_spec("matplotlib") is None:
+        return "matplotlib is not installed (pip install 'vdata-pg[bench]')"
+    return None
+
+
+def chart(s: Summary, path: Path, *, machine: dict[str, Any], started: str, config: Any) -> None:
+    """Write the PNG of summary *s* to *path*."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     modes = [m for m in ("latency", "throughput") if m in s]
-    fig, axes = plt.subplots(len(modes), 1, figsize=(11, 4 * max(len(modes), 1)), squeeze=False)
+    fig, axes = plt.subplots(
+        len(modes), 1, figsize=(11, 1.2 + 3.8 * max(len(modes), 1)), squeeze=False, sharey=True
+    )
     for ax, mode in zip(axes[:, 0], modes, strict=False):
         ops = list(s[mode])
-        names = sorted({n for op in ops for n in s[mode][op]}, key=_order)
+        names = [n for n in _ORDER if any(n in s[mode][op] for op in ops)]
         width = 0.8 / max(len(names), 1)
         for i, name in enumerate(names):
-            values = [s[mode][op].get(name, {}).get("x_pool_median", 0.0) for op in ops]
-            xs = [k + (i - (len(names) - 1) / 2) * width for k in range(len(ops))]
-            ax.bar(xs, values, width, label=name)
-        ax.axhline(1.0, color="black", linewidth=0.8)
+            xs, medians, below, above = [], [], [], []
+            for k, op in enumerate(ops):
+                stats = s[mode][op].get(name, {})
+                if "x_pool_median" not in stats:
+                    continue
+                median = stats["x_pool_median"]
+                xs.append(k + (i - (len(names) - 1) / 2) * width)
+                medians.append(median)
+                below.append(median - stats["x_pool_min"])
+                above.append(stats["x_pool_max"] - median)
+            ax.bar(
+                xs,
+                medians,
+                width,
+                yerr=[below, above],
+                capsize=2,
+                error_kw={"linewidth": 0.8},
+                label=name,
+                color=_COLOURS.get(name),
+            )
+        ax.axhline(1.0, color="black", linewidth=0.8, linestyle="--", label="asyncpg pool = 1.0")
         ax.set_xticks(range(len(ops)), ops, rotation=15)
-        ax.set_ylabel("x asyncpg pool (higher is faster)")
+        ax.set_ylabel("speed vs asyncpg pool\n(higher is faster)")
         ax.set_title(
-            f"{mode}: {'1 connection, sequential' if mode == 'latency' else 'pool of 10, 64 tasks'}"
+            _MODE_TITLE[mode].format(
+                pool=getattr(config, "pool_size", "?"), tasks=getattr(config, "tasks", "?")
+            ),
+            fontsize=10,
         )
-        ax.legend(fontsize=8, ncol=len(names))
+        ax.grid(axis="y", linewidth=0.3)
+        ax.legend(fontsize=8, ncol=len(names) + 1, loc="lower left")
+    repeats = getattr(config, "repeats", "?")
+    fig.suptitle(
+        f"vdata against asyncpg (bars: median of {repeats} interleaved repeats, whiskers: min-max)"
+        f"\n{started} - PostgreSQL {machine.get('postgresql', '?')} - {machine.get('nproc', '?')} "
+        f"CPUs ({machine.get('cpu', '?')}) - Python {machine.get('python', '?')}, "
+        f"asyncpg {machine.get('asyncpg', '?')}, vdata {machine.get('vdata', '?')}",
+        fontsize=9,
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
-
-
-def _order(name: str) -> int:
-    order = ["vdata pool", "vdata tx", POOL, TUNED, "sqlalchemy"]
-    return order.index(name) if name in order else len(order)

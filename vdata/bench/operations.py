@@ -36,7 +36,7 @@ import vdata
 from vdata.models.tasks import NewTask
 from vdata.queries import Query
 
-# The operations of issue 7, in report order; BULK runs in latency mode only.
+# The measured operations, in report order; BULK runs in latency mode only.
 OPS = (
     "get_by_id",
     "get_by_email",

@@ -1,4 +1,4 @@
-"""Turning a run's cells into summaries, the targets of issue 7, and four outputs.
+"""Turning a run's cells into summaries, the performance targets, and the outputs.
 
 Ratios are speed ratios, always "higher is better": ops/s of the contender
 divided by ops/s of the baseline (asyncpg pool or asyncpg tuned) in the same
@@ -17,7 +17,7 @@ from typing import Any
 
 import msgspec
 
-from vdata.bench.chart import chart
+from vdata.bench import chart
 from vdata.bench.runner import Cell
 from vdata.bench.suite import Results
 
@@ -75,7 +75,7 @@ def _cross(
 
 
 def targets(results: Results, s: Summary) -> list[dict[str, Any]]:
-    """Return every target of issue 7 with its measured value and whether it is met."""
+    """Return every performance target with its measured value and whether it is met."""
     rows: list[dict[str, Any]] = []
 
     def add(target: str, value: float | None, ok: bool | None, unit: str = "x") -> None:
@@ -273,20 +273,30 @@ def markdown(results: Results, s: Summary, goals: list[dict[str, Any]], chart: s
     return "\n".join(parts)
 
 
-def write_all(results: Results, out: Path) -> tuple[str, dict[str, Path]]:
-    """Write JSON, Markdown and PNG into *out*; return the terminal text and the paths."""
+def write_all(results: Results, out: Path) -> tuple[str, dict[str, Path], str | None]:
+    """Write JSON and Markdown into *out*, then the PNG chart if matplotlib is there.
+
+    Return the terminal text, the paths written, and why the chart was
+    skipped (None if it was drawn). The data is on disk before the chart is
+    drawn, so a failure there loses nothing.
+    """
     out.mkdir(parents=True, exist_ok=True)
     s = summarize(results)
     goals = targets(results, s)
-    paths = {"json": out / "bench.json", "markdown": out / "bench.md", "png": out / "bench.png"}
-    chart(s, paths["png"])
+    paths = {"json": out / "bench.json", "markdown": out / "bench.md"}
+    png = out / "bench.png"
     paths["json"].write_bytes(
         msgspec.json.format(
             msgspec.json.encode({"results": results, "summary": s, "targets": goals}),
             indent=2,
         )
     )
-    paths["markdown"].write_text(markdown(results, s, goals, paths["png"].name), encoding="utf-8")
+    skipped = chart.unavailable()
+    picture = None if skipped else png.name
+    paths["markdown"].write_text(markdown(results, s, goals, picture), encoding="utf-8")
+    if skipped is None:
+        chart.chart(s, png, machine=results.machine, started=results.started, config=results.config)
+        paths["png"] = png
     text = "\n\n".join(
         [
             text_table(_HEAD, _rows(s)),
@@ -294,4 +304,4 @@ def write_all(results: Results, out: Path) -> tuple[str, dict[str, Path]]:
             "\n".join(_extras_lines(results)),
         ]
     )
-    return text, paths
+    return text, paths, skipped

@@ -115,7 +115,7 @@ def machine(server_version: str) -> dict[str, Any]:
         "asyncpg": _version("asyncpg"),
         "sqlalchemy": _version("sqlalchemy"),
         "msgspec": _version("msgspec"),
-        "vdata": _version("vdata"),
+        "vdata": vdata.__version__,
     }
 
 

@@ -7,16 +7,15 @@ __all__ = ["register"]
 import argparse
 import asyncio
 import datetime as dt
-import os
-import sys
 from typing import TYPE_CHECKING, Any
+
+from vdata.cli._common import OK, PROBLEMS, add_dsn, require_dsn
 
 if TYPE_CHECKING:
     from vdata.models.audit import ChainReport
 
 # Exit codes: 0 the chain holds, 1 it is broken (the row is printed), 2 the
 # check could not run (no DSN, server unreachable, no privilege).
-OK, BROKEN, FAILED = 0, 1, 2
 
 
 def register(subparsers: Any) -> None:
@@ -24,7 +23,11 @@ def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "audit",
         help="verify the audit trail's hash chain, or apply retention",
-        description="Verify the audit hash chain (see docs/audit-chain.md), or drop old months.",
+        description=(
+            "Verify the audit hash chain (see docs/audit-chain.md), print its head, or drop "
+            "old months. Exit 0 if the chain holds, 1 if it is broken (the row is named), "
+            "2 if it could not run."
+        ),
     )
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
 
@@ -46,6 +49,7 @@ def register(subparsers: Any) -> None:
 
     head = actions.add_parser("head", help="print the chain head (id and hash) to keep as anchor")
     _add_dsn(head, "database, any role that can read app.audit_log")
+    head.add_argument("--json", action="store_true", help="print the head as JSON")
     head.set_defaults(func=_head)
 
     drop = actions.add_parser(
@@ -53,11 +57,12 @@ def register(subparsers: Any) -> None:
     )
     _add_dsn(drop, "database, as the schema owner")
     drop.add_argument("--keep-months", type=int, required=True, help="months to keep, >= 1")
+    drop.add_argument("--json", action="store_true", help="print the dropped partitions as JSON")
     drop.set_defaults(func=_drop)
 
 
 def _add_dsn(parser: argparse.ArgumentParser, what: str) -> None:
-    parser.add_argument("--dsn", default=None, help=f"{what} (default: $VDATA_DSN)")
+    add_dsn(parser, what, default=None)
 
 
 def _timestamp(text: str) -> dt.datetime:
@@ -68,17 +73,8 @@ def _timestamp(text: str) -> dt.datetime:
     return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
-def _dsn(args: argparse.Namespace) -> str | None:
-    dsn = args.dsn or os.environ.get("VDATA_DSN")
-    if not dsn:
-        print("vdata audit: no database: pass --dsn or set VDATA_DSN", file=sys.stderr)
-    return dsn
-
-
 def _verify(args: argparse.Namespace) -> int:
-    dsn = _dsn(args)
-    if dsn is None:
-        return FAILED
+    dsn = require_dsn(args.dsn)
 
     async def run() -> ChainReport:
         import vdata.database
@@ -92,22 +88,16 @@ def _verify(args: argparse.Namespace) -> int:
                 args.since, args.until, from_id=args.from_id, anchor=anchor
             )
 
-    report = _guarded(run)
-    if report is None:
-        return FAILED
+    report = asyncio.run(run())
     if args.json:
-        import msgspec
-
-        print(msgspec.json.encode(report).decode())
+        print(_json(report))
     else:
         print(_describe(report))
-    return OK if report.ok else BROKEN
+    return OK if report.ok else PROBLEMS
 
 
 def _head(args: argparse.Namespace) -> int:
-    dsn = _dsn(args)
-    if dsn is None:
-        return FAILED
+    dsn = require_dsn(args.dsn)
 
     async def run() -> Any:
         import vdata.database
@@ -115,11 +105,16 @@ def _head(args: argparse.Namespace) -> int:
         async with await vdata.database.connect(dsn) as db:
             return await db.audit.head()
 
-    head = _guarded(run)
-    if head is None:
-        return FAILED
+    head = asyncio.run(run())
     digest = "-" if head.last_hash is None else head.last_hash.hex()
-    print(f"--anchor-id {head.last_id} --anchor-hash {digest}")
+    if args.json:
+        print(
+            _json(
+                {"last_id": head.last_id, "last_hash": None if head.last_hash is None else digest}
+            )
+        )
+    else:
+        print(f"--anchor-id {head.last_id} --anchor-hash {digest}")
     return OK
 
 
@@ -132,9 +127,7 @@ def _describe(report: ChainReport) -> str:
 
 
 def _drop(args: argparse.Namespace) -> int:
-    dsn = _dsn(args)
-    if dsn is None:
-        return FAILED
+    dsn = require_dsn(args.dsn)
 
     async def run() -> list[str]:
         import vdata.database
@@ -142,19 +135,15 @@ def _drop(args: argparse.Namespace) -> int:
         async with await vdata.database.connect(dsn) as db:
             return await db.audit.drop_partitions(keep_months=args.keep_months)
 
-    dropped = _guarded(run)
-    if dropped is None:
-        return FAILED
-    print(f"dropped {len(dropped)} partition(s)" + "".join(f"\n  {name}" for name in dropped))
+    dropped = asyncio.run(run())
+    if args.json:
+        print(_json({"dropped": dropped}))
+    else:
+        print(f"dropped {len(dropped)} partition(s)" + "".join(f"\n  {name}" for name in dropped))
     return OK
 
 
-def _guarded(run: Any) -> Any:
-    from vdata.errors import VdataError
+def _json(value: object) -> str:
+    import msgspec
 
-    try:
-        return asyncio.run(run())
-    except (VdataError, ValueError, OSError) as exc:
-        # vdata messages never carry the DSN's password or server text.
-        print(f"vdata audit: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return None
+    return msgspec.json.encode(value).decode()

@@ -12,6 +12,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from vdata.cli._common import OK, PROBLEMS, CannotRun, add_dsn, optional_dsn
+
 _APP_ROLE = "vdata_app"
 
 
@@ -23,15 +25,17 @@ def register(subparsers: Any) -> None:
         description=(
             "Run every operation with every contender (vdata pool, vdata tx, asyncpg pool, "
             "asyncpg tuned, SQLAlchemy async ORM) in latency and throughput mode, interleaved "
-            "and repeated; print a table and write bench.json, bench.md and bench.png. "
-            "Without --dsn a throwaway embedded PostgreSQL is started, migrated and seeded. "
-            "Exit 0 whether or not targets are met; 1 if the run failed, 2 if no database."
+            "and repeated; print a table and write bench.json and bench.md, then draw "
+            "bench.png (needs matplotlib: pip install 'vdata-pg[bench]'). Without --dsn or "
+            "VDATA_DSN a throwaway embedded PostgreSQL is started, migrated and seeded. "
+            "Exit 0 whether or not targets are met; 1 if a measurement failed, 2 if it "
+            "could not run."
         ),
     )
     parser.add_argument("--quick", action="store_true", help="about a minute (CI); fewer rows")
-    parser.add_argument(
-        "--dsn",
-        help="owner DSN of a scratch database (it is migrated and written to; "
+    add_dsn(
+        parser,
+        "owner DSN of a scratch database (it is migrated and written to; "
         "contenders connect with the same DSN)",
     )
     parser.add_argument(
@@ -52,8 +56,8 @@ def _database(dsn: str | None) -> Iterator[tuple[str, str]]:
     if dsn:
         try:
             migrations.apply(dsn, app_role=_APP_ROLE)
-        except Exception as exc:  # unreachable, refused, not migratable: not usable
-            raise _NoDatabase(f"cannot use --dsn: {exc}") from exc
+        except migrations.MigrationError as exc:  # not migratable: not usable
+            raise CannotRun(f"cannot use the database: {exc.message}") from None
         yield dsn, dsn
         return
     try:
@@ -62,7 +66,9 @@ def _database(dsn: str | None) -> Iterator[tuple[str, str]]:
         try:
             server = pgserver.start("auto")
         except (pgserver.PgServerError, pgserver.Unavailable) as exc:
-            raise _NoDatabase(f"no --dsn, and no throwaway PostgreSQL ({first}; {exc})") from exc
+            raise CannotRun(
+                f"no --dsn or VDATA_DSN, and no throwaway PostgreSQL ({first}; {exc})"
+            ) from None
     with server:
         with psycopg.connect(server.dsn(), autocommit=True) as conn:
             conn.execute(f"CREATE ROLE {_APP_ROLE} LOGIN")
@@ -76,10 +82,6 @@ def _database(dsn: str | None) -> Iterator[tuple[str, str]]:
         yield owner, server.dsn("vdata_bench", user=_APP_ROLE)
 
 
-class _NoDatabase(RuntimeError):
-    pass
-
-
 def run(args: argparse.Namespace) -> int:
     """Run the benchmark; print the table; return the exit code."""
     from vdata.bench import report, suite
@@ -88,24 +90,16 @@ def run(args: argparse.Namespace) -> int:
     try:
         config = suite.Config.build(quick=args.quick, only=only)
     except ValueError as exc:
-        print(f"vdata bench: {exc}", file=sys.stderr)
-        return 2
-    try:
-        with _database(args.dsn) as (owner, app):
-            results = asyncio.run(
-                suite.run(config, owner, app, progress_enabled=not args.no_progress)
-            )
-    except _NoDatabase as exc:
-        print(f"vdata bench: {exc}", file=sys.stderr)
-        return 2
-    except Exception as exc:
-        print(f"vdata bench: the run failed: {type(exc).__name__}: {exc}", file=sys.stderr)
-        raise SystemExit(1) from exc
-    text, paths = report.write_all(results, args.out)
+        raise CannotRun(str(exc)) from None
+    with _database(optional_dsn(args.dsn)) as (owner, app):
+        results = asyncio.run(suite.run(config, owner, app, progress_enabled=not args.no_progress))
+    text, paths, chart_skipped = report.write_all(results, args.out)
     print(text)
     print("\nwrote " + ", ".join(str(p) for p in paths.values()))
+    if chart_skipped:
+        print(f"vdata bench: no chart: {chart_skipped}", file=sys.stderr)
     if results.errors:
         # Missed targets never fail the command; a measurement that crashed does.
         print(f"vdata bench: {len(results.errors)} measurement(s) failed", file=sys.stderr)
-        return 1
-    return 0
+        return PROBLEMS
+    return OK

@@ -6,10 +6,11 @@ __all__ = ["register"]
 
 import argparse
 import logging
-import os
 import sys
 from pathlib import Path
 from typing import Any
+
+from vdata.cli._common import OK, PROBLEMS, CannotRun, require_dsn
 
 _DSN_HELP = "database to migrate, as the schema owner (default: $VDATA_DSN)"
 
@@ -25,7 +26,12 @@ def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "migrate",
         help="apply, roll back or list the schema migrations",
-        description="Apply every pending migration (the default), or run an action.",
+        description=(
+            "Apply every pending migration (the default), or run an action. Exit 0 if done, "
+            "1 if a migration failed or an applied migration's file changed (status: a file "
+            "changed or missing), 2 if it could not run (no database, a DSN that does not "
+            "parse, a server that cannot be reached)."
+        ),
     )
     _add_options(parser, default=None)
     parser.set_defaults(func=_apply)
@@ -43,6 +49,7 @@ def register(subparsers: Any) -> None:
     status = actions.add_parser(
         "status", parents=[common], help="list applied, pending and changed migrations"
     )
+    status.add_argument("--json", action="store_true", help="print the list as JSON")
     status.set_defaults(func=_status)
 
     new = actions.add_parser("new", help="create NNNN.NAME.sql and its .rollback.sql")
@@ -76,9 +83,7 @@ def _add_options(parser: argparse.ArgumentParser, *, default: Any) -> None:
 
 
 def _settings(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
-    dsn = args.dsn or os.environ.get("VDATA_DSN")
-    if not dsn:
-        raise _Usage("no database: pass --dsn or set VDATA_DSN")
+    dsn = require_dsn(args.dsn)
     _logging(args)
     options: dict[str, Any] = {}
     if args.lock_timeout is not None:
@@ -99,24 +104,20 @@ def _logging(args: argparse.Namespace) -> None:
     log.propagate = False
 
 
-class _Usage(Exception):
-    """A mistake in the command line; the message says what to pass."""
-
-
 def _guard(run: Any, args: argparse.Namespace) -> int:
-    from vdata.errors import VdataError
+    from vdata.migrations import MigrationError
 
     try:
         return int(run(args))
-    except _Usage as exc:
-        print(f"vdata migrate: {exc}", file=sys.stderr)
-    except VdataError as exc:
-        # Messages from vdata.migrations say what failed and what to do, and
-        # never include the DSN's password; the traceback adds nothing.
+    except CannotRun:
+        raise
+    except MigrationError as exc:
+        # The database was reached: a migration failed, or a file changed.
+        # The message says which and what to do, never the DSN's password.
         print(exc.message, file=sys.stderr)
-    except OSError as exc:
-        print(f"vdata migrate: {exc}", file=sys.stderr)
-    return 1
+        return PROBLEMS
+    except OSError as exc:  # `new`: the folder cannot be written
+        raise CannotRun(str(exc)) from None
 
 
 def _apply(args: argparse.Namespace) -> int:
@@ -127,7 +128,7 @@ def _apply(args: argparse.Namespace) -> int:
         applied = migrations.apply(dsn, app_role=args.app_role or "vdata_app", **options)
         if not args.quiet:
             print(f"applied {len(applied)} migration(s)" + "".join(f"\n  {m}" for m in applied))
-        return 0
+        return OK
 
     return _guard(run, args)
 
@@ -142,7 +143,7 @@ def _rollback(args: argparse.Namespace) -> int:
         )
         if not args.quiet:
             print(f"rolled back {len(undone)} migration(s)" + "".join(f"\n  {m}" for m in undone))
-        return 0
+        return OK
 
     return _guard(run, args)
 
@@ -153,12 +154,16 @@ def _status(args: argparse.Namespace) -> int:
 
         dsn, _options = _settings(args)
         states = migrations.status(dsn)
-        for state in states:
+        if args.json:
+            import msgspec
+
+            print(msgspec.json.encode(states, enc_hook=str).decode())  # paths as text
+        for state in [] if args.json else states:
             when = f"  {state.applied_at:%Y-%m-%d %H:%M:%S}" if state.applied_at else ""
             detail = f"  ({state.detail})" if state.detail else ""
             print(f"{state.state:<8} {state.id}{when}{detail}")
         # A changed or missing file is a problem a deploy must not ignore.
-        return 1 if any(s.state in ("changed", "missing") for s in states) else 0
+        return PROBLEMS if any(s.state in ("changed", "missing") for s in states) else OK
 
     return _guard(run, args)
 
@@ -169,6 +174,6 @@ def _new(args: argparse.Namespace) -> int:
 
         path, rollback_path = migrations.new(args.name, args.directory)
         print(f"created {path}\ncreated {rollback_path}")
-        return 0
+        return OK
 
     return _guard(run, args)

