@@ -49,7 +49,7 @@ def chart(s: Summary, path: Path, *, machine: dict[str, Any], started: str, conf
 
     modes = [m for m in ("latency", "throughput") if m in s]
     fig, axes = plt.subplots(
-        len(modes), 1, figsize=(11, 1.2 + 3.8 * max(len(modes), 1)), squeeze=False, sharey=True
+        len(modes), 1, figsize=(11, 1.6 + 3.8 * max(len(modes), 1)), squeeze=False, sharey=True
     )
     for ax, mode in zip(axes[:, 0], modes, strict=False):
         ops = list(s[mode])
@@ -86,7 +86,6 @@ def chart(s: Summary, path: Path, *, machine: dict[str, Any], started: str, conf
             fontsize=10,
         )
         ax.grid(axis="y", linewidth=0.3)
-        ax.legend(fontsize=8, ncol=len(names) + 1, loc="lower left")
     repeats = getattr(config, "repeats", "?")
     fig.suptitle(
         f"vdata against asyncpg (bars: median of {repeats} interleaved repeats, whiskers: min-max)"
@@ -95,6 +94,17 @@ def chart(s: Summary, path: Path, *, machine: dict[str, Any], started: str, conf
         f"asyncpg {machine.get('asyncpg', '?')}, vdata {machine.get('vdata', '?')}",
         fontsize=9,
     )
-    fig.tight_layout()
+    # One legend for both panels, between the title and the first panel.
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(
+        handles,
+        labels,
+        loc="upper center",
+        ncol=len(labels),
+        fontsize=8,
+        bbox_to_anchor=(0.5, 0.94),
+        frameon=False,
+    )
+    fig.tight_layout(rect=(0, 0, 1, 0.92))
     fig.savefig(path, dpi=90)
     plt.close(fig)
