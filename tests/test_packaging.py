@@ -42,7 +42,7 @@ def test_installed_wheel_finds_its_queries_and_migrations(tmp_path: Path) -> Non
 
     wheels = tmp_path / "wheels"
     run(sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", wheels, ROOT, cwd=tmp_path)
-    (wheel,) = wheels.glob("vdata-*.whl")
+    (wheel,) = wheels.glob("vdata_pg-*.whl")  # the distribution is vdata-pg
     names = zipfile.ZipFile(wheel).namelist()
     assert "vdata/py.typed" in names
     assert any(n.startswith("vdata/_sql/") and n.endswith(".sql") for n in names)

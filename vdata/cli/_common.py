@@ -83,7 +83,12 @@ def parse(dsn: str) -> dict[str, str]:
     try:
         params = conninfo_to_dict(_libpq_form(dsn))
     except Exception as exc:  # psycopg.ProgrammingError; libpq says what is wrong
-        raise CannotRun(f"the DSN cannot be parsed: {redact(str(exc).strip(), dsn)}") from None
+        why = redact(str(exc).strip(), dsn)
+        if _secrets(dsn) or "password" in dsn.lower():
+            # libpq quotes the piece it choked on, which may be part of the
+            # password when the string is malformed: name no piece at all.
+            why = re.sub(r'"[^"]*"', '"..."', why)
+        raise CannotRun(f"the DSN cannot be parsed: {why}") from None
     return {k: str(v) for k, v in params.items()}
 
 
