@@ -49,7 +49,7 @@ import pytest
 # modules; what the plugin exported before they moved out is re-exported here
 # (pytest registers the fixtures it finds in this module, imported ones too)
 from vdata._testadmin import Admin, dbname, ident
-from vdata._testasync import vdata_db, vdata_settings, vdata_tx
+from vdata._testasync import mark_async_test, vdata_db, vdata_settings, vdata_tx
 from vdata._testproviders import (
     APP_ROLE,
     PROVIDERS,
@@ -112,6 +112,18 @@ def pytest_configure(config: pytest.Config) -> None:
     if forced and forced not in PROVIDERS:
         raise pytest.UsageError(f"{ENV_PROVIDER}={forced!r} is not one of {', '.join(PROVIDERS)}")
     config.stash[_STATS] = _Stats()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pycollect_makeitem(collector: pytest.Collector, name: str, obj: object) -> None:
+    """Mark ``async def`` tests that take a vdata fixture ``asyncio`` (strict mode needs it).
+
+    Runs before pytest builds the item, so pytest-asyncio sees the mark;
+    returns None, so collection itself is left to pytest.
+    """
+    wanted = getattr(collector, "funcnamefilter", None)
+    if wanted is not None and wanted(name):
+        mark_async_test(obj)
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:

@@ -207,6 +207,52 @@ def test_vdata_tx_rolls_back_and_vdata_db_connects(
     result.assert_outcomes(passed=3)
 
 
+def _quickstart_files() -> dict[str, str]:
+    """Return the files docs/testing.md tells a new project to write, by path."""
+    import re
+
+    page = (Path(__file__).resolve().parents[2] / "docs" / "testing.md").read_text()
+    found = re.findall(r"^<!-- quickstart: (\S+) -->\n```\w*\n(.*?)^```", page, re.M | re.S)
+    return dict(found)
+
+
+def test_a_new_project_with_only_the_documented_files_runs_in_strict_mode(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, outer_server: pgserver.PgServer
+) -> None:
+    files = _quickstart_files()
+    assert set(files) == {"pyproject.toml", "tests/test_signup.py"}
+    for name, text in files.items():
+        path = pytester.path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    assert "asyncio_mode" not in files["pyproject.toml"]  # pytest-asyncio's default: strict
+    _env(monkeypatch, VDATA_TEST_DSN=outer_server.dsn())
+    result = pytester.runpytest_subprocess("-W", "error::pytest.PytestDeprecationWarning")
+    result.stdout.re_match_lines([r"(?i)asyncio: mode=(mode\.)?strict"])
+    result.assert_outcomes(passed=2)
+    assert "not natively supported" not in result.stdout.str()
+
+
+def test_the_plugin_marks_only_async_tests_that_take_a_vdata_fixture() -> None:
+    from vdata._testasync import mark_async_test
+
+    async def uses_tx(vdata_tx: object) -> None: ...
+
+    async def plain(x: object) -> None: ...
+
+    def sync(vdata_dsn: object) -> None: ...
+
+    @pytest.mark.asyncio(loop_scope="module")
+    async def marked(vdata_db: object) -> None: ...
+
+    assert mark_async_test(uses_tx)
+    assert [m.name for m in uses_tx.pytestmark] == ["asyncio"]  # type: ignore[attr-defined]
+    assert not mark_async_test(plain) and not hasattr(plain, "pytestmark")
+    assert not mark_async_test(sync)
+    assert not mark_async_test(marked)  # its own mark (and loop scope) are kept
+    assert len(marked.pytestmark) == 1  # type: ignore[attr-defined]
+
+
 # ------------------------------------------------------------------------ units
 
 
