@@ -51,6 +51,19 @@ def chart(s: Summary, path: Path, *, machine: dict[str, Any], started: str, conf
     fig, axes = plt.subplots(
         len(modes), 1, figsize=(11, 1.6 + 3.8 * max(len(modes), 1)), squeeze=False, sharey=True
     )
+    tallest = max(
+        (
+            st["x_pool_median"]
+            for m in modes
+            for op in s[m].values()
+            for st in op.values()
+            if "x_pool_median" in st
+        ),
+        default=1.0,
+    )
+    # One scale for both panels, set by the medians: a whisker that a noisy
+    # repeat stretched far above them is cut at the top and its value printed.
+    top = max(1.5, 1.35 * tallest)
     for ax, mode in zip(axes[:, 0], modes, strict=False):
         ops = list(s[mode])
         names = [n for n in _ORDER if any(n in s[mode][op] for op in ops)]
@@ -65,7 +78,19 @@ def chart(s: Summary, path: Path, *, machine: dict[str, Any], started: str, conf
                 xs.append(k + (i - (len(names) - 1) / 2) * width)
                 medians.append(median)
                 below.append(median - stats["x_pool_min"])
-                above.append(stats["x_pool_max"] - median)
+                above.append(min(stats["x_pool_max"], top) - median)
+                if stats["x_pool_max"] > top:
+                    ax.annotate(
+                        f"max {stats['x_pool_max']:.1f}",
+                        (xs[-1], top),
+                        ha="center",
+                        va="top",
+                        rotation=90,
+                        fontsize=6,
+                        xytext=(0, -2),
+                        textcoords="offset points",
+                        bbox={"facecolor": "white", "edgecolor": "none", "pad": 0.5},
+                    )
             ax.bar(
                 xs,
                 medians,
@@ -86,6 +111,7 @@ def chart(s: Summary, path: Path, *, machine: dict[str, Any], started: str, conf
             fontsize=10,
         )
         ax.grid(axis="y", linewidth=0.3)
+        ax.set_ylim(0, top)
     repeats = getattr(config, "repeats", "?")
     fig.suptitle(
         f"vdata against asyncpg (bars: median of {repeats} interleaved repeats, whiskers: min-max)"
