@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from vdata._resources import migrations_dir, sql_dir
-from vdata.queries import all_queries
+from vdata.queries import load
 
 pytestmark = pytest.mark.slow
 
@@ -23,7 +23,7 @@ print(json.dumps({
     "module": vdata.__file__,
     "sql": str(r.sql_dir()),
     "migrations": str(r.migrations_dir()),
-    "queries": len(q.all_queries()),
+    "queries": len(q.load()),
     "migration_files": len(list(r.migrations_dir().glob("*.sql"))),
 }))
 """
@@ -67,6 +67,6 @@ def test_installed_wheel_finds_its_queries_and_migrations(tmp_path: Path) -> Non
     assert found["module"].startswith(str(venv))
     assert found["sql"].startswith(str(venv)) and found["sql"].endswith("_sql")
     assert found["migrations"].startswith(str(venv))
-    assert found["queries"] == len(all_queries()) > 0
+    assert found["queries"] == len(load()) > 0
     assert found["migration_files"] == len(list(migrations_dir().glob("*.sql")))
     assert sql_dir() == ROOT / "sql"  # this test process uses the source tree
