@@ -6,14 +6,12 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
-from psycopg import sql
 
 from vdata import migrations
 from vdata._resources import migrations_dir
@@ -99,22 +97,6 @@ def snapshot(dsn: str) -> dict[str, list[tuple[Any, ...]]]:
 def with_db(dsn: str, dbname: str) -> str:
     parts = urlsplit(dsn)
     return urlunsplit(parts._replace(path=f"/{dbname}"))
-
-
-@pytest.fixture
-def empty_dsn(vdata_server: Any) -> Iterator[str]:
-    """Owner DSN of a new, empty database (not cloned from the migrated template)."""
-    admin_dsn = vdata_server.dsn()
-    name = f"vdata_mig_{time.monotonic_ns()}"
-    with psycopg.connect(admin_dsn, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        yield vdata_server.dsn(name)
-    finally:
-        with psycopg.connect(admin_dsn, autocommit=True) as conn:
-            conn.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
 
 
 def copy_migrations(target: Path, upto: int) -> Path:

@@ -98,12 +98,12 @@ def _load(source: Source) -> tuple[MigrationList, dict[str, _files.MigrationFile
     from yoyo import read_migrations
 
     migrations = read_migrations(str(source.directory))
-    here = {id(m) for m in migrations}
+    here = {(m.id, m.path) for m in migrations}
     for m in migrations:
         # yoyo resolves depends through every migration read in this process,
         # so a name from another folder might resolve today and not tomorrow.
         for dep in m.depends:
-            if id(dep) not in here:
+            if (dep.id, dep.path) not in here:
                 raise MigrationError(
                     f"vdata migrate: {m.id} depends on {dep.id}, which is not in "
                     f"{source.directory}; a migration can depend only on its own folder"
