@@ -14,8 +14,10 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-import vdata
 from vdata.migrations.errors import MigrationError
+
+# The vdata package this module belongs to (installed, or a source checkout).
+_PACKAGE = Path(__file__).resolve().parents[1]
 
 _NEW_NAME = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)+")
 
@@ -65,8 +67,7 @@ def create(name: str, directory: Path) -> tuple[Path, Path]:
     """
     if not directory.is_dir():
         raise MigrationError(f"vdata migrate new: {directory} is not a folder")
-    package = Path(vdata.__file__).resolve().parent
-    if directory.resolve().is_relative_to(package):
+    if directory.resolve().is_relative_to(_PACKAGE):
         raise MigrationError(
             f"vdata migrate new: {directory} is inside the installed vdata package; "
             "keep your migrations in your own folder (--migrations DIR)"
