@@ -141,7 +141,13 @@ def test_the_source_name_not_the_path_identifies_a_folder(
 ) -> None:
     migrations.apply(empty_dsn, migrations=shop)
     deployed = shutil.copytree(shop, tmp_path / "app" / "migrations")  # another checkout
-    # Under its default name ("app") the copy is another source, not yet applied...
+    # Under its default name ("app") the copy is another source, not yet applied,
+    # and applying it there is refused: its files were applied as "shop".
+    assert states(empty_dsn, deployed) == [(mid, "pending") for mid in SHOP_IDS]
+    with pytest.raises(
+        migrations.MigrationError, match=r"applied as the source 'shop'.*--source shop"
+    ):
+        migrations.apply(empty_dsn, migrations=deployed)
     assert states(empty_dsn, deployed) == [(mid, "pending") for mid in SHOP_IDS]
     # ...and under the name it was applied with, it is the same one.
     assert migrations.apply(empty_dsn, migrations=deployed, source="shop") == []

@@ -50,7 +50,7 @@ from vdata.migrations import session as _db
 from vdata.migrations import state as _state
 from vdata.migrations.errors import MigrationChangedError, MigrationError
 from vdata.migrations.session import LOCK_KEY
-from vdata.migrations.sources import BUNDLED, Source, resolve
+from vdata.migrations.sources import BUNDLED, SCHEMA, Source, resolve
 from vdata.migrations.state import MigrationState
 
 if TYPE_CHECKING:
@@ -191,7 +191,10 @@ def apply(
     ):
         listed, found = _load(src)
         _verify(backend, listed, found)
-        for m in backend.to_apply(listed):
+        pending = backend.to_apply(listed)
+        if pending and not backend.get_applied_migration_hashes():
+            _refuse_if_tracked_elsewhere(held, src, [found[m.id] for m in pending])
+        for m in pending:
             logger.info("applying %s", m.id)
             try:
                 _run_one(backend, m, found[m.id], "apply", held)
@@ -200,6 +203,26 @@ def apply(
             done.append(m.id)
         _maintain(held.conn, app_role)
     return done
+
+
+def _refuse_if_tracked_elsewhere(
+    held: _db.Held, src: Source, pending: list[_files.MigrationFiles]
+) -> None:
+    """On a source's first run, refuse files already applied under another source."""
+    sums = [files.checksums()[0] for files in pending]
+    other = _db.tracked_elsewhere(held.conn, src.schema, sums)
+    if other is None:
+        return
+    name = BUNDLED if other == SCHEMA else other.removeprefix(f"{SCHEMA}_")
+    how = (
+        "run without --migrations (Python: migrations=None)"
+        if name == BUNDLED
+        else f"pass --source {name} (Python: source={name!r})"
+    )
+    raise MigrationError(
+        f"vdata migrate: migrations in {src.directory} were applied as the source {name!r}, "
+        f"not {src.name!r}; {how}, or nothing would stop them being applied twice"
+    )
 
 
 def _maintain(conn: psycopg.Connection[Any], app_role: str) -> None:

@@ -23,6 +23,7 @@ __all__ = [
     "recorded",
     "scrub",
     "session",
+    "tracked_elsewhere",
     "unrecord",
     "use_search_path",
 ]
@@ -199,6 +200,33 @@ def use_search_path(backend: Any, search_path: str) -> None:
 
 
 # -- checksums -----------------------------------------------------------------
+
+
+def tracked_elsewhere(
+    conn: psycopg.Connection[Any], schema: str, apply_sums: list[str]
+) -> str | None:
+    """Return another source's bookkeeping schema that recorded one of *apply_sums*, or None.
+
+    A folder applied under one source name and later run under another (its
+    name follows the folder, and the folder moved) would apply everything a
+    second time; a file with the same content in another source betrays it.
+    """
+    others = conn.execute(
+        "SELECT n.nspname FROM pg_namespace AS n"
+        " WHERE n.nspname LIKE 'vdata\\_migrations%%' AND n.nspname <> %s"
+        " AND to_regclass(quote_ident(n.nspname) || '.checksum') IS NOT NULL"
+        " ORDER BY n.nspname",
+        (schema,),
+    ).fetchall()
+    for (other,) in others:
+        with conn.transaction():
+            conn.execute("SELECT set_config('search_path', %s, true)", (other,))
+            row = conn.execute(
+                "SELECT 1 FROM checksum WHERE apply_sha256 = ANY(%s) LIMIT 1", (apply_sums,)
+            ).fetchone()
+        if row:
+            return str(other)
+    return None
 
 
 def recorded(cursor: Any) -> dict[str, tuple[str, str]]:
