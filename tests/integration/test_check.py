@@ -13,10 +13,10 @@ from typing import Any
 
 import msgspec
 import pytest
+from vdata._sqlfiles import read_blocks
 
 from vdata import cli
 from vdata._resources import sql_dir
-from vdata._sqlfiles import read_blocks
 from vdata.check import Problem, Report, check
 from vdata.queries import load
 
@@ -353,7 +353,7 @@ def test_cli_exits_0_when_clean(
 def test_cli_without_a_dsn_checks_on_a_throwaway_embedded_server(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from vdata import pgserver
+    from vdata.testing import pgserver
 
     try:
         pgserver.find_bindir("embedded")

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from vdata import cli
-from vdata.explain import explain, format_plans, seed
+from vdata.check.explain import explain, format_plans, seed
 
 QUERIES = """
 -- name: get_user_by_id(user_id)^
