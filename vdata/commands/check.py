@@ -52,9 +52,16 @@ def add_source_options(parser: argparse.ArgumentParser, *, modules: bool) -> Non
 
 
 def sources_of(args: argparse.Namespace, command: str) -> Any:
-    """Return the ``Sources`` the options name; note on stderr what a given DSN ignores."""
+    """Return the ``Sources`` the options name, or None (said on stderr) if a folder is missing.
+
+    Also say on stderr what a given DSN ignores.
+    """
     from vdata.check.sources import Sources
 
+    missing = [str(p) for p in [*args.sql, *args.migrations] if not p.is_dir()]
+    if missing:
+        print(f"vdata {command}: not a folder: {', '.join(missing)}", file=sys.stderr)
+        return None
     modules = getattr(args, "modules", [])
     if modules and os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())  # as ``python -m`` does: the service's package
@@ -99,6 +106,8 @@ def run(args: argparse.Namespace) -> int:
     from vdata.migrations import MigrationError
 
     sources = sources_of(args, "check")
+    if sources is None:
+        return 2
     try:
         with database(args.dsn, sources, quiet=args.json) as dsn:
             report = asyncio.run(check(dsn, sources))

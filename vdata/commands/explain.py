@@ -67,6 +67,8 @@ def run(args: argparse.Namespace) -> int:
     from vdata.migrations import MigrationError
 
     sources = sources_of(args, "explain")
+    if sources is None:
+        return 2
     throwaway = not (args.dsn or os.environ.get("VDATA_DSN"))
     try:
         with database(args.dsn, sources, quiet=args.json) as dsn:
