@@ -13,10 +13,10 @@ from typing import Any
 
 import msgspec
 import pytest
-from vdata._sqlfiles import read_blocks
 
 from vdata import cli
 from vdata._resources import sql_dir
+from vdata.check.blocks import read_blocks
 from vdata.check.checker import check
 from vdata.check.report import Problem, Report
 from vdata.check.sources import Sources
