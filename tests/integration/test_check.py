@@ -328,7 +328,7 @@ async def test_a_value_query_bound_to_the_wrong_scalar_type_is_caught(
     assert not (await _check(tmp_path / "a", vdata_dsn, text, {"count_users": int})).problems
     report = await _check(tmp_path / "b", vdata_dsn, text, {"count_users": str})
     (p,) = _only(report, "types")
-    assert p.query == "drift.count_users" and "bigint" in p.message
+    assert p.query == "drift.count_users" and "int8 but bound to str" in p.message
 
 
 async def test_a_text_parameter_named_like_a_number_warns(tmp_path: Path, vdata_dsn: str) -> None:
@@ -385,7 +385,10 @@ def test_cli_without_a_dsn_checks_on_a_throwaway_embedded_server(
     root = _sql_dir(
         tmp_path, "-- name: count_users()$\n-- Count users.\nSELECT count(*) FROM app.users;\n"
     )
-    assert cli.main(["check", "--sql", str(root)]) == 0  # the schema was migrated
+    # a folder of its own gets the bundled tables only when it asks for them
+    assert cli.main(["check", "--sql", str(root)]) == 1
+    assert "42P01" in capsys.readouterr().out  # app.users does not exist
+    assert cli.main(["check", "--sql", str(root), "--bundled"]) == 0
     captured = capsys.readouterr()
     assert "throwaway PostgreSQL" in captured.err
     assert "vdata check OK: 1 queries" in captured.out
