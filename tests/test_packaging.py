@@ -50,7 +50,8 @@ def test_installed_wheel_finds_its_queries_and_migrations(tmp_path: Path) -> Non
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     text = zipfile.ZipFile(wheel).read(entry_points).decode()
     assert "vdata = vdata.cli:main" in text
-    assert "vdata = vdata.testing" in text
+    assert "vdata = vdata.testing.plugin" in text
+    assert "vdata/check/explain_seed.sql" in names  # data beside the code of vdata explain
 
     # A fresh virtualenv that sees this environment's dependencies through a
     # .pth line (a folder named in a .pth is not scanned for .pth files, so

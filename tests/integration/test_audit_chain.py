@@ -11,8 +11,8 @@ from typing import Any
 
 import asyncpg
 import pytest
-import vdata.database
 
+import vdata.database
 from tests.integration._users import cheap_settings
 from tests.integration._work import make_users
 from vdata.cli import main

@@ -48,7 +48,8 @@ def register(subparsers: Any) -> None:
 
 def _main(args: argparse.Namespace) -> int:
     # Heavy imports here, so that `vdata --help` stays fast.
-    from vdata import migrations, pgserver
+    from vdata import migrations
+    from vdata.testing import pgserver
 
     out = sys.stdout
     dsn = args.dsn or os.environ.get("VDATA_DSN") or None

@@ -6,8 +6,9 @@ __all__ = ["register", "run"]
 
 import argparse
 import sys
-from pathlib import Path
 from typing import Any
+
+from vdata.commands.check import add_source_options, sources_of
 
 
 def register(subparsers: Any) -> None:
@@ -21,12 +22,13 @@ def register(subparsers: Any) -> None:
             "projects, tasks). With --analyze, run each query (rolled back) with sampled "
             "parameter values, on a database seeded with realistic volumes. Without --dsn "
             "or VDATA_DSN, a throwaway embedded PostgreSQL is started, migrated and "
-            "seeded."
+            "seeded (the seed fills vdata's bundled tables; with --sql and no --bundled "
+            "nothing is seeded)."
         ),
     )
     parser.add_argument("names", nargs="*", metavar="NAME", help="folder.name or name")
     parser.add_argument("--dsn", help="owner DSN of a database migrated to head")
-    parser.add_argument("--sql-dir", type=Path, help="explain this folder instead of sql/")
+    add_source_options(parser, modules=False)
     parser.add_argument(
         "--analyze", action="store_true", help="EXPLAIN ANALYZE with sampled parameter values"
     )
@@ -60,22 +62,27 @@ def run(args: argparse.Namespace) -> int:
     import msgspec
     import psycopg
 
-    from vdata._scratchdb import ScratchUnavailable, database
-    from vdata.explain import explain, format_plans, seed
+    from vdata.check.explain import explain, format_plans, seed
+    from vdata.check.scratch import ScratchUnavailable, database
+    from vdata.migrations import MigrationError
 
+    sources = sources_of(args, "explain")
+    if sources is None:
+        return 2
     throwaway = not (args.dsn or os.environ.get("VDATA_DSN"))
     try:
-        with database(args.dsn, quiet=args.json) as dsn:
+        with database(args.dsn, sources, quiet=args.json) as dsn:
             # An empty schema makes every table look tiny, and the planner
             # rightly scans tiny tables: plans are only telling with volume.
-            if args.seed or (args.seed is None and throwaway):
+            # The seed fills vdata's bundled tables, so it needs them.
+            if args.seed or (args.seed is None and throwaway and sources.apply_bundled):
                 scale = args.scale if args.scale is not None else 1.0 if args.analyze else 0.1
                 counts = seed(dsn, scale=scale)
                 if not args.json:
                     rows = ", ".join(f"{n} {t}" for t, n in counts.items())
                     print(f"vdata explain: seeded {rows}", file=sys.stderr)
-            plans = explain(dsn, args.names, analyze=args.analyze, root=args.sql_dir)
-    except ScratchUnavailable as exc:
+            plans = explain(dsn, args.names, analyze=args.analyze, sources=sources)
+    except (ScratchUnavailable, MigrationError, ValueError) as exc:
         print(f"vdata explain: {exc}", file=sys.stderr)
         return 2
     except KeyError as exc:

