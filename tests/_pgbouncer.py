@@ -6,7 +6,7 @@ port and returns once it accepts connections; ``PgBouncer.stop()`` (also
 run at interpreter exit) ends it with SIGTERM, then SIGKILL, and removes the
 folder. PgBouncer refuses to run as root, so when this process is root it
 runs as the unprivileged OS user the throwaway clusters use
-(``vdata._runas.pick_user``), and the folder belongs to that user.
+(``vdata.testing.runas.pick_user``), and the folder belongs to that user.
 
 Clients authenticate with ``auth_type = trust`` (as the test clusters do on
 loopback); the auth file lists the roles, with their server passwords when
@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from vdata import _runas
+from vdata.testing import runas
 
 __all__ = ["PgBouncer", "PgBouncerError", "find_pgbouncer", "start"]
 
@@ -175,19 +175,19 @@ def start(
     binary = find_pgbouncer()
     if binary is None:
         raise PgBouncerError("pgbouncer is not installed")
-    run_as = _runas.pick_user()
-    base = Path(tempfile.mkdtemp(prefix="vdata-pgbouncer-", dir=_runas.tempdir_root(run_as)))
+    run_as = runas.pick_user()
+    base = Path(tempfile.mkdtemp(prefix="vdata-pgbouncer-", dir=runas.tempdir_root(run_as)))
     bouncer = PgBouncer(base_dir=base)
     atexit.register(bouncer.stop)
     try:
-        _runas.chown(base, run_as)
+        runas.chown(base, run_as)
         base.chmod(0o700)
         auth = base / "users.txt"
         auth.write_text(
             "".join(f"{_quote_auth(u)} {_quote_auth(p or '')}\n" for u, p in users.items()),
             encoding="utf-8",
         )
-        _runas.chown(auth, run_as)
+        runas.chown(auth, run_as)
         for _ in range(_PORT_TRIES):
             bouncer.port = _free_port()
             conf = base / "pgbouncer.ini"
@@ -201,7 +201,7 @@ def start(
                 ),
                 encoding="utf-8",
             )
-            _runas.chown(conf, run_as)
+            runas.chown(conf, run_as)
             bouncer.proc = _spawn(binary, conf, run_as, bouncer.log_path)
             if _wait_ready(bouncer):
                 return bouncer
@@ -214,7 +214,7 @@ def start(
 
 
 def _spawn(
-    binary: str, conf: Path, run_as: _runas.RunAs | None, log: Path
+    binary: str, conf: Path, run_as: runas.RunAs | None, log: Path
 ) -> subprocess.Popen[bytes]:
     """Run PgBouncer in the foreground, its output (the log) appended to *log*."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}

@@ -7,11 +7,15 @@ plugin, loaded through its ``pytest11`` entry point; see docs/testing.md.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import asyncpg
+import psycopg
 import pytest
+from psycopg import sql
 
 _INTEGRATION = Path(__file__).parent / "integration"
 
@@ -43,3 +47,19 @@ async def owner(vdata_dsn: str) -> AsyncIterator[asyncpg.Connection]:
         yield conn
     finally:
         await conn.close()
+
+
+@pytest.fixture
+def empty_dsn(vdata_server: Any) -> Iterator[str]:
+    """Owner DSN of a new, empty database (not cloned from the migrated template)."""
+    admin_dsn = vdata_server.dsn()
+    name = f"vdata_mig_{time.monotonic_ns()}"
+    with psycopg.connect(admin_dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield vdata_server.dsn(name)
+    finally:
+        with psycopg.connect(admin_dsn, autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from vdata._resources import migrations_dir, sql_dir
-from vdata.queries import all_queries
+from vdata.queries import load
 
 pytestmark = pytest.mark.slow
 
@@ -23,7 +23,7 @@ print(json.dumps({
     "module": vdata.__file__,
     "sql": str(r.sql_dir()),
     "migrations": str(r.migrations_dir()),
-    "queries": len(q.all_queries()),
+    "queries": len(q.load()),
     "migration_files": len(list(r.migrations_dir().glob("*.sql"))),
 }))
 """
@@ -50,7 +50,8 @@ def test_installed_wheel_finds_its_queries_and_migrations(tmp_path: Path) -> Non
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     text = zipfile.ZipFile(wheel).read(entry_points).decode()
     assert "vdata = vdata.cli:main" in text
-    assert "vdata = vdata.testing" in text
+    assert "vdata = vdata.testing.plugin" in text
+    assert "vdata/check/explain_seed.sql" in names  # data beside the code of vdata explain
 
     # A fresh virtualenv that sees this environment's dependencies through a
     # .pth line (a folder named in a .pth is not scanned for .pth files, so
@@ -67,6 +68,6 @@ def test_installed_wheel_finds_its_queries_and_migrations(tmp_path: Path) -> Non
     assert found["module"].startswith(str(venv))
     assert found["sql"].startswith(str(venv)) and found["sql"].endswith("_sql")
     assert found["migrations"].startswith(str(venv))
-    assert found["queries"] == len(all_queries()) > 0
+    assert found["queries"] == len(load()) > 0
     assert found["migration_files"] == len(list(migrations_dir().glob("*.sql")))
     assert sql_dir() == ROOT / "sql"  # this test process uses the source tree

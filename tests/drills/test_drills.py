@@ -19,8 +19,8 @@ import vdata
 from tests._faultproxy import FaultProxy
 from tests.drills._load import GUARD, Load, assert_pool_whole, p99, terminate_all, until
 from tests.integration._probe import install, q
-from vdata import pgserver
-from vdata.testing import Server
+from vdata.testing import pgserver
+from vdata.testing.providers import Server
 
 pytestmark = [pytest.mark.drill, pytest.mark.integration, pytest.mark.slow]
 

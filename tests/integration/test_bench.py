@@ -44,7 +44,7 @@ def tiny_results(vdata_template_dsn: str, vdata_server: Any) -> suite.Results:
 
     import psycopg
 
-    from vdata._testadmin import dbname
+    from vdata.testing.admin import dbname
 
     name = "vdata_bench_tiny"
     with psycopg.connect(vdata_server.dsn("postgres"), autocommit=True) as conn:

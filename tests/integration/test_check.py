@@ -16,9 +16,11 @@ import pytest
 
 from vdata import cli
 from vdata._resources import sql_dir
-from vdata._sqlfiles import read_blocks
-from vdata.check import Problem, Report, check
-from vdata.queries import load
+from vdata.check.blocks import read_blocks
+from vdata.check.checker import check
+from vdata.check.report import Problem, Report
+from vdata.check.sources import Sources
+from vdata.queries import load_queries
 
 
 class UserRow(msgspec.Struct, frozen=True):
@@ -96,16 +98,16 @@ def _sql_dir(tmp_path: Path, text: str) -> Path:
 async def _check(
     tmp_path: Path, dsn: str, text: str, structs: dict[str, type[Any]] | None = None
 ) -> Report:
-    """Check *text* with each ``drift.<name>`` tied to its Struct (default: get_user→UserRow)."""
+    """Check *text* with each ``drift.<name>`` bound to its Struct (default: get_user→UserRow)."""
     root = _sql_dir(tmp_path, text)
     try:
-        queries = load(root)
+        queries = load_queries(root)
     except Exception:
         queries = None  # the check reports why it does not load
     if queries is not None:
         for name, struct in ({"get_user": UserRow} if structs is None else structs).items():
             queries.bind(f"drift.{name}", struct)
-    return await check(dsn, root=root)
+    return await check(dsn, Sources.of([root]))
 
 
 def _only(report: Report, kind: str) -> list[Problem]:
@@ -274,8 +276,8 @@ async def test_a_missing_doc_comment_is_caught(tmp_path: Path, vdata_dsn: str) -
 async def test_a_duplicate_name_is_caught_with_both_places(tmp_path: Path, vdata_dsn: str) -> None:
     root = _sql_dir(tmp_path, GOOD)
     (root / "drift" / "more.sql").write_text(GOOD.lstrip())
-    load(root).bind("drift.get_user", UserRow)
-    report = await check(vdata_dsn, root=root)
+    load_queries(root).bind("drift.get_user", UserRow)
+    report = await check(vdata_dsn, Sources.of([root]))
     (p,) = _only(report, "duplicate")
     assert "already used at" in p.message and "drift.sql:1" in p.message
     assert p.path.endswith("more.sql")
@@ -302,11 +304,31 @@ async def test_rows_without_a_struct_and_bad_shapes_are_caught(
     UPDATE app.users SET full_name = full_name WHERE id = :user_id;
     """
     )
-    report = await _check(tmp_path, vdata_dsn, textwrap.dedent(text), {})
+    report = await _check(tmp_path, vdata_dsn, textwrap.dedent(text), {"count_users": int})
     shapes = sorted(p.query for p in _only(report, "shape"))
     assert shapes == ["drift.count_users", "drift.touch_user"]
+    # the folder binds Structs, so a row query left unbound is worth a warning
     (p,) = _only(report, "struct")
-    assert p.query == "drift.get_user"
+    assert p.query == "drift.get_user" and p.severity == "warning"
+
+
+async def test_sql_alone_is_prepared_and_never_asked_for_structs(
+    tmp_path: Path, vdata_dsn: str
+) -> None:
+    report = await _check(tmp_path, vdata_dsn, GOOD, {})
+    assert [q.name for q in report.queries] == ["drift.get_user"]
+    assert report.queries[0].struct is None
+    assert not report.problems, report.to_text()
+
+
+async def test_a_value_query_bound_to_the_wrong_scalar_type_is_caught(
+    tmp_path: Path, vdata_dsn: str
+) -> None:
+    text = "-- name: count_users()$\n-- Count users.\nSELECT count(*) FROM app.users;\n"
+    assert not (await _check(tmp_path / "a", vdata_dsn, text, {"count_users": int})).problems
+    report = await _check(tmp_path / "b", vdata_dsn, text, {"count_users": str})
+    (p,) = _only(report, "types")
+    assert p.query == "drift.count_users" and "int8 but bound to str" in p.message
 
 
 async def test_a_text_parameter_named_like_a_number_warns(tmp_path: Path, vdata_dsn: str) -> None:
@@ -330,14 +352,14 @@ def test_cli_prints_problems_by_file_and_exits_1(
     tmp_path: Path, vdata_dsn: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     root = _sql_dir(tmp_path, GOOD.replace("-- Return one user by id, or nothing.\n", ""))
-    assert cli.main(["check", "--dsn", vdata_dsn, "--sql-dir", str(root)]) == 1
+    assert cli.main(["check", "--dsn", vdata_dsn, "--sql", str(root)]) == 1
     out = capsys.readouterr().out
     assert "drift.sql:1: drift.get_user [doc]" in out
-    assert "[struct]" in out  # --sql-dir has no Structs
+    assert "[struct]" not in out  # SQL alone: no Struct is asked for
     assert "vdata check FAILED: 1 queries" in out
-    assert cli.main(["check", "--dsn", vdata_dsn, "--sql-dir", str(root), "--json"]) == 1
+    assert cli.main(["check", "--dsn", vdata_dsn, "--sql", str(root), "--json"]) == 1
     data = json.loads(capsys.readouterr().out)
-    assert {p["kind"] for p in data["problems"]} == {"doc", "struct"}
+    assert {p["kind"] for p in data["problems"]} == {"doc"}
     assert data["queries"][0]["params"] == [{"name": "user_id", "type": "uuid"}]
 
 
@@ -345,7 +367,7 @@ def test_cli_exits_0_when_clean(
     tmp_path: Path, vdata_dsn: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     root = _sql_dir(tmp_path, "-- name: now()$\n-- Return the server's time.\nSELECT now();\n")
-    assert cli.main(["check", "--dsn", vdata_dsn, "--sql-dir", str(root)]) == 0
+    assert cli.main(["check", "--dsn", vdata_dsn, "--sql", str(root)]) == 0
     assert "vdata check OK: 1 queries" in capsys.readouterr().out
 
 
@@ -353,7 +375,7 @@ def test_cli_exits_0_when_clean(
 def test_cli_without_a_dsn_checks_on_a_throwaway_embedded_server(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from vdata import pgserver
+    from vdata.testing import pgserver
 
     try:
         pgserver.find_bindir("embedded")
@@ -363,7 +385,10 @@ def test_cli_without_a_dsn_checks_on_a_throwaway_embedded_server(
     root = _sql_dir(
         tmp_path, "-- name: count_users()$\n-- Count users.\nSELECT count(*) FROM app.users;\n"
     )
-    assert cli.main(["check", "--sql-dir", str(root)]) == 0  # the schema was migrated
+    # a folder of its own gets the bundled tables only when it asks for them
+    assert cli.main(["check", "--sql", str(root)]) == 1
+    assert "42P01" in capsys.readouterr().out  # app.users does not exist
+    assert cli.main(["check", "--sql", str(root), "--bundled"]) == 0
     captured = capsys.readouterr()
     assert "throwaway PostgreSQL" in captured.err
     assert "vdata check OK: 1 queries" in captured.out

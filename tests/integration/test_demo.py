@@ -12,7 +12,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from vdata import pgserver
+from vdata.testing import pgserver
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from vdata import cli
-from vdata.explain import explain, format_plans, seed
+from vdata.check.explain import explain, format_plans, seed
+from vdata.check.sources import Sources
 
 QUERIES = """
 -- name: get_user_by_id(user_id)^
@@ -50,7 +51,7 @@ def test_every_vdata_query_gets_a_generic_plan(vdata_dsn: str) -> None:
 
 
 def test_a_seq_scan_on_a_growing_table_is_flagged(tmp_path: Path, vdata_dsn: str) -> None:
-    plans = {p.name: p for p in explain(vdata_dsn, root=_sql_dir(tmp_path))}
+    plans = {p.name: p for p in explain(vdata_dsn, sources=Sources.of([_sql_dir(tmp_path)]))}
     assert plans["users.get_user_by_id"].seq_scans == []
     bad = plans["users.list_users_by_full_name"]
     assert bad.seq_scans == ["users"] and bad.flagged
@@ -66,20 +67,20 @@ def test_a_seq_scan_on_a_growing_table_is_flagged(tmp_path: Path, vdata_dsn: str
 
 
 def test_names_select_queries_and_unknown_names_fail(tmp_path: Path, vdata_dsn: str) -> None:
-    root = _sql_dir(tmp_path)
-    plans = explain(vdata_dsn, ["get_user_by_id", "users.count_users_for_report"], root=root)
+    sources = Sources.of([_sql_dir(tmp_path)])
+    plans = explain(vdata_dsn, ["get_user_by_id", "users.count_users_for_report"], sources=sources)
     assert [p.name for p in plans] == ["users.count_users_for_report", "users.get_user_by_id"]
     with pytest.raises(KeyError, match="no query named nope"):
-        explain(vdata_dsn, ["nope"], root=root)
+        explain(vdata_dsn, ["nope"], sources=sources)
 
 
 def test_cli_fails_on_seqscan_only_when_asked(
     tmp_path: Path, vdata_dsn: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     root = str(_sql_dir(tmp_path))
-    assert cli.main(["explain", "--dsn", vdata_dsn, "--sql-dir", root]) == 0
+    assert cli.main(["explain", "--dsn", vdata_dsn, "--sql", root]) == 0
     assert "list_users_by_full_name" in capsys.readouterr().out
-    args = ["explain", "--dsn", vdata_dsn, "--sql-dir", root, "--fail-on-seqscan"]
+    args = ["explain", "--dsn", vdata_dsn, "--sql", root, "--fail-on-seqscan"]
     assert cli.main(args) == 1
     assert cli.main([*args, "get_user_by_id", "count_users_for_report"]) == 0
     capsys.readouterr()
@@ -100,7 +101,7 @@ def test_analyze_runs_on_seeded_data_with_sampled_values(tmp_path: Path, vdata_d
         ).fetchone()
     assert disabled == (0,)  # the audit triggers are back on after seeding
     root = _sql_dir(tmp_path)
-    plans = {p.name: p for p in explain(vdata_dsn, analyze=True, root=root)}
+    plans = {p.name: p for p in explain(vdata_dsn, analyze=True, sources=Sources.of([root]))}
     one = plans["users.get_user_by_id"]
     assert not one.generic and one.plan is not None
     assert one.plan["Plan"]["Actual Rows"] == 1  # the sampled id exists
@@ -153,7 +154,7 @@ def test_a_query_that_does_not_plan_is_reported_and_the_rest_planned(
     with (root / "users" / "users.sql").open("a") as f:
         f.write(broken)
     for analyze in (False, True):
-        plans = {p.name: p for p in explain(vdata_dsn, analyze=analyze, root=root)}
+        plans = {p.name: p for p in explain(vdata_dsn, analyze=analyze, sources=Sources.of([root]))}
         assert plans["users.get_nothing"].error is not None
         assert "nope" in str(plans["users.get_nothing"].error)
         assert plans["users.get_user_by_id"].plan is not None  # the connection survived

@@ -6,14 +6,12 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
-from psycopg import sql
 
 from vdata import migrations
 from vdata._resources import migrations_dir
@@ -24,9 +22,11 @@ IDS = sorted(p.stem for p in migrations_dir().glob("*.sql") if ".rollback" not i
 
 # One row per object, keyed by schema-qualified names, never by OID: two
 # states of the same database compare equal exactly when their catalogs do.
-# vdata_migrations (the runner's bookkeeping) is the only schema left out.
+# The runner's bookkeeping schemas (vdata_migrations, vdata_migrations_<source>)
+# are the only ones left out.
 _SCOPE = """
-    n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast', 'vdata_migrations')
+    n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast')
+    AND n.nspname NOT LIKE 'vdata\\_migrations%%'
     AND n.nspname NOT LIKE 'pg_temp%%' AND n.nspname NOT LIKE 'pg_toast_temp%%'
 """
 _ACL = "(SELECT array_agg(a::text ORDER BY a::text) FROM unnest({}) AS a)"
@@ -99,22 +99,6 @@ def with_db(dsn: str, dbname: str) -> str:
     return urlunsplit(parts._replace(path=f"/{dbname}"))
 
 
-@pytest.fixture
-def empty_dsn(vdata_server: Any) -> Iterator[str]:
-    """Owner DSN of a new, empty database (not cloned from the migrated template)."""
-    admin_dsn = vdata_server.dsn()
-    name = f"vdata_mig_{time.monotonic_ns()}"
-    with psycopg.connect(admin_dsn, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        yield vdata_server.dsn(name)
-    finally:
-        with psycopg.connect(admin_dsn, autocommit=True) as conn:
-            conn.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
-
-
 def copy_migrations(target: Path, upto: int) -> Path:
     """Copy the first *upto* migrations (with their rollbacks) into *target*."""
     target.mkdir(exist_ok=True)
@@ -167,15 +151,15 @@ def test_each_migration_rolls_back_to_the_catalog_before_it(
     empty_dsn: str, tmp_path: Path, position: int
 ) -> None:
     folder = copy_migrations(tmp_path / "m", position)
-    assert migrations.apply(empty_dsn, directory=folder) == IDS[:position]
+    assert migrations.apply(empty_dsn, migrations=folder) == IDS[:position]
     before = snapshot(empty_dsn)
 
     copy_migrations(folder, position + 1)
-    assert migrations.apply(empty_dsn, directory=folder) == [IDS[position]]
+    assert migrations.apply(empty_dsn, migrations=folder) == [IDS[position]]
     after = snapshot(empty_dsn)
     assert after != before, f"{IDS[position]} changed nothing in the catalog"
 
-    assert migrations.rollback(empty_dsn, 1, directory=folder) == [IDS[position]]
+    assert migrations.rollback(empty_dsn, 1, migrations=folder) == [IDS[position]]
     assert snapshot(empty_dsn) == before
 
 
@@ -222,38 +206,37 @@ def test_an_edited_applied_migration_is_refused_naming_the_file(
     empty_dsn: str, tmp_path: Path, suffix: str
 ) -> None:
     folder = copy_migrations(tmp_path / "m", len(IDS))
-    migrations.apply(empty_dsn, directory=folder)
+    migrations.apply(empty_dsn, migrations=folder)
     edited = folder / f"{IDS[1]}{suffix}"
     edited.write_text(edited.read_text() + "\n-- an innocent-looking edit\n")
 
     for run in (migrations.apply, migrations.rollback):
         with pytest.raises(migrations.MigrationChangedError) as info:
-            run(empty_dsn, directory=folder)
+            run(empty_dsn, migrations=folder)
         assert edited.name in str(info.value)
         assert info.value.path == edited
 
-    state = {s.id: s for s in migrations.status(empty_dsn, directory=folder)}[IDS[1]]
+    state = {s.id: s for s in migrations.status(empty_dsn, migrations=folder)}[IDS[1]]
     assert state.state == "changed"
     assert edited.name in state.detail
 
 
 def test_cli_exits_1_naming_the_edited_file_and_status_reports_it(
-    empty_dsn: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    empty_dsn: str, tmp_path: Path
 ) -> None:
     folder = copy_migrations(tmp_path / "m", len(IDS))
-    migrations.apply(empty_dsn, directory=folder)
+    migrations.apply(empty_dsn, migrations=folder)
     edited = folder / f"{IDS[0]}.sql"
     edited.write_text(edited.read_text() + "\n-- edited\n")
-    monkeypatch.setattr(migrations, "migrations_dir", lambda: folder)
     from vdata.cli import main
 
-    assert main(["migrate", "--dsn", empty_dsn]) == 1
-    assert main(["migrate", "status", "--dsn", empty_dsn]) == 1
+    assert main(["migrate", "--dsn", empty_dsn, "--migrations", str(folder)]) == 1
+    assert main(["migrate", "status", "--dsn", empty_dsn, "--migrations", str(folder)]) == 1
 
 
 def test_migration_sessions_have_lock_timeout(empty_dsn: str, tmp_path: Path) -> None:
     folder = copy_migrations(tmp_path / "m", len(IDS))
-    migrations.apply(empty_dsn, directory=folder)
+    migrations.apply(empty_dsn, migrations=folder)
     (folder / "9000.add-users-nickname.sql").write_text(
         f"-- test\n-- depends: {IDS[-1]}\n\nALTER TABLE app.users ADD COLUMN nickname text;\n"
     )
@@ -264,9 +247,9 @@ def test_migration_sessions_have_lock_timeout(empty_dsn: str, tmp_path: Path) ->
         blocker.execute("SELECT count(*) FROM app.users")
         started = time.monotonic()
         with pytest.raises(migrations.MigrationError, match=r"9000\.add-users-nickname.*lock"):
-            migrations.apply(empty_dsn, directory=folder, lock_timeout=0.3)
+            migrations.apply(empty_dsn, migrations=folder, lock_timeout=0.3)
         assert time.monotonic() - started < 10
-    assert migrations.apply(empty_dsn, directory=folder) == ["9000.add-users-nickname"]
+    assert migrations.apply(empty_dsn, migrations=folder) == ["9000.add-users-nickname"]
 
 
 def test_migration_sessions_have_statement_timeout(empty_dsn: str, tmp_path: Path) -> None:
@@ -276,31 +259,31 @@ def test_migration_sessions_have_statement_timeout(empty_dsn: str, tmp_path: Pat
     )
     (folder / "9000.wait-forever.rollback.sql").write_text("-- nothing to undo\n")
     with pytest.raises(migrations.MigrationError, match="statement timeout"):
-        migrations.apply(empty_dsn, directory=folder, statement_timeout=0.3)
+        migrations.apply(empty_dsn, migrations=folder, statement_timeout=0.3)
     # The failed migration left nothing behind: not marked, not checksummed.
-    states = {s.id: s.state for s in migrations.status(empty_dsn, directory=folder)}
+    states = {s.id: s.state for s in migrations.status(empty_dsn, migrations=folder)}
     assert states == {IDS[0]: "applied", "9000.wait-forever": "pending"}
 
 
 def test_rollback_refuses_a_migration_without_rollback_file(empty_dsn: str, tmp_path: Path) -> None:
     folder = copy_migrations(tmp_path / "m", 1)
     (folder / f"{IDS[0]}.rollback.sql").unlink()
-    migrations.apply(empty_dsn, directory=folder)
+    migrations.apply(empty_dsn, migrations=folder)
     # yoyo would skip it silently and mark it rolled back; vdata refuses.
     with pytest.raises(migrations.MigrationError, match=r"has no rollback file"):
-        migrations.rollback(empty_dsn, directory=folder)
-    assert [s.state for s in migrations.status(empty_dsn, directory=folder)] == ["applied"]
+        migrations.rollback(empty_dsn, migrations=folder)
+    assert [s.state for s in migrations.status(empty_dsn, migrations=folder)] == ["applied"]
 
 
 def test_deleting_an_applied_rollback_file_counts_as_an_edit(
     empty_dsn: str, tmp_path: Path
 ) -> None:
     folder = copy_migrations(tmp_path / "m", 1)
-    migrations.apply(empty_dsn, directory=folder)
+    migrations.apply(empty_dsn, migrations=folder)
     (folder / f"{IDS[0]}.rollback.sql").unlink()
     with pytest.raises(migrations.MigrationChangedError, match=r"\.rollback\.sql was edited"):
-        migrations.rollback(empty_dsn, directory=folder)
-    assert [s.state for s in migrations.status(empty_dsn, directory=folder)] == ["changed"]
+        migrations.rollback(empty_dsn, migrations=folder)
+    assert [s.state for s in migrations.status(empty_dsn, migrations=folder)] == ["changed"]
 
 
 def test_error_messages_do_not_show_the_password(vdata_server: Any) -> None:
@@ -314,7 +297,7 @@ def test_error_messages_do_not_show_the_password(vdata_server: Any) -> None:
 
 def test_new_creates_the_pair_depending_on_the_latest(tmp_path: Path) -> None:
     folder = copy_migrations(tmp_path / "m", len(IDS))
-    path, rollback_path = migrations.new("Add tasks labels", folder)
+    path, rollback_path = migrations.new("Add tasks labels", migrations=folder)
     number = int(IDS[-1].split(".")[0]) + 1
     assert path.name == f"{number:04d}.add-tasks-labels.sql"
     assert rollback_path.name == f"{number:04d}.add-tasks-labels.rollback.sql"
@@ -324,7 +307,7 @@ def test_new_creates_the_pair_depending_on_the_latest(tmp_path: Path) -> None:
 
     assert [m.id for m in read_migrations(str(folder))][-1] == path.stem
     with pytest.raises(migrations.MigrationError, match="verb"):
-        migrations.new("labels", folder)
+        migrations.new("labels", migrations=folder)
 
 
 def test_apply_accepts_yoyo_and_keyword_dsns(empty_dsn: str) -> None:
@@ -342,4 +325,4 @@ def test_a_migration_depending_on_no_file_is_reported(empty_dsn: str, tmp_path: 
     folder = copy_migrations(tmp_path / "m", 1)
     (folder / "9000.add-orphan.sql").write_text("-- test\n-- depends: 8999.nothing\n\nSELECT 1;\n")
     with pytest.raises(migrations.MigrationError, match=r"9000\.add-orphan"):
-        migrations.apply(empty_dsn, directory=folder)
+        migrations.apply(empty_dsn, migrations=folder)

@@ -21,7 +21,7 @@ import vdata
 from tests._faultproxy import FaultProxy
 from tests.integration._probe import install, q
 from vdata.queries import Query, QueryKind
-from vdata.testing import Server
+from vdata.testing.providers import Server
 
 pytestmark = pytest.mark.integration
 T = TypeVar("T")

@@ -11,7 +11,7 @@ import pytest
 
 import vdata
 from tests.integration._probe import q
-from vdata import pgserver
+from vdata.testing import pgserver
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

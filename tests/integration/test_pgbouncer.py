@@ -34,9 +34,9 @@ import pytest
 import vdata
 from tests import _pgbouncer
 from tests.integration._users import cheap_settings, new_user
-from vdata._testadmin import dbname, ident
 from vdata.queries import Query, QueryKind
-from vdata.testing import APP_ROLE, Server
+from vdata.testing.admin import dbname, ident
+from vdata.testing.providers import APP_ROLE, Server
 from vdata.tokens import mint_api_key
 
 pytestmark = [

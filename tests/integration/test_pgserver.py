@@ -1,4 +1,4 @@
-"""vdata.pgserver: throwaway PostgreSQL servers from system or embedded binaries."""
+"""vdata.testing.pgserver: throwaway PostgreSQL servers from system or embedded binaries."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from vdata import pgserver
-from vdata.pgserver import PgServer, PgServerError, Unavailable
+from vdata.testing import pgserver
+from vdata.testing.pgserver import PgServer, PgServerError, Unavailable
 
 
 def _available(kind: pgserver.Kind) -> str | None:
@@ -204,7 +204,7 @@ def test_interpreter_exit_stops_servers_even_after_an_error(tmp_path: Path) -> N
     script = textwrap.dedent(
         """
         import sys
-        from vdata import pgserver
+        from vdata.testing import pgserver
         s = pgserver.start()
         print(s.base_dir, s._pid(), s.port, flush=True)
         raise SystemExit("test run crashed")
@@ -230,7 +230,7 @@ def test_sigterm_stops_servers_too(tmp_path: Path) -> None:
     script = textwrap.dedent(
         """
         import time
-        from vdata import pgserver
+        from vdata.testing import pgserver
         s = pgserver.start()
         print(s.base_dir, s._pid(), s.port, flush=True)
         time.sleep(120)

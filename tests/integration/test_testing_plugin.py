@@ -9,7 +9,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from vdata import pgserver, testing
+from vdata.testing import pgserver, providers
 
 pytest_plugins = ["pytester"]
 
@@ -234,7 +234,7 @@ def test_a_new_project_with_only_the_documented_files_runs_in_strict_mode(
 
 
 def test_the_plugin_marks_only_async_tests_that_take_a_vdata_fixture() -> None:
-    from vdata._testasync import mark_async_test
+    from vdata.testing.plugin import mark_async_test
 
     async def uses_tx(vdata_tx: object) -> None: ...
 
@@ -257,7 +257,7 @@ def test_the_plugin_marks_only_async_tests_that_take_a_vdata_fixture() -> None:
 
 
 def test_dsn_server_rewrites_database_user_and_password() -> None:
-    s = testing.DsnServer(
+    s = providers.DsnServer(
         "host=db.example port=6543 user=owner password=s3cr=t dbname=app sslmode=require",
         app_password="app pw",
     )
@@ -267,15 +267,15 @@ def test_dsn_server_rewrites_database_user_and_password() -> None:
         "postgresql://vdata_app:app%20pw@db.example:6543/x?sslmode=require"
     )
     assert s.dsn("x", user="other") == "postgresql://other@db.example:6543/x?sslmode=require"
-    sock = testing.DsnServer("postgresql://u@/db?host=/run/postgresql")
+    sock = providers.DsnServer("postgresql://u@/db?host=/run/postgresql")
     assert sock.dsn("y") == "postgresql://u@/y?host=%2Frun%2Fpostgresql"
 
 
 def test_choose_provider_order(monkeypatch: pytest.MonkeyPatch) -> None:
     _env(monkeypatch, VDATA_TEST_DSN="postgresql://u@h/d")
-    assert testing.choose_provider().name == "dsn"
+    assert providers.choose_provider().name == "dsn"
     _env(monkeypatch, DOCKER_HOST="unix:///nonexistent/docker.sock")
-    choice = testing.choose_provider()
+    choice = providers.choose_provider()
     assert choice.name in ("local", "embedded")
     assert not choice.forced
     assert any(s.startswith("docker: no Docker socket") for s in choice.skipped)
@@ -283,11 +283,11 @@ def test_choose_provider_order(monkeypatch: pytest.MonkeyPatch) -> None:
     try:
         pgserver.embedded_bindir()
     except pgserver.Unavailable:
-        with pytest.raises(testing.ProviderUnavailable, match="VDATA_TEST_PROVIDER=embedded"):
-            testing.choose_provider()
+        with pytest.raises(providers.ProviderUnavailable, match="VDATA_TEST_PROVIDER=embedded"):
+            providers.choose_provider()
     else:
-        assert testing.choose_provider() == testing.ProviderChoice(
-            "embedded", testing.choose_provider().detail, forced=True
+        assert providers.choose_provider() == providers.ProviderChoice(
+            "embedded", providers.choose_provider().detail, forced=True
         )
 
 
@@ -301,7 +301,7 @@ def test_docker_engine_reports_a_dead_socket(
     srv.bind(str(path))
     srv.close()  # the file exists, nobody listens
     monkeypatch.setenv("DOCKER_HOST", f"unix://{path}")
-    ok, why = testing.docker_engine()
+    ok, why = providers.docker_engine()
     assert not ok
     assert "does not answer" in why
 
@@ -310,11 +310,11 @@ def test_docker_engine_reports_a_dead_socket(
 
 
 def test_docker_provider_through_testcontainers(monkeypatch: pytest.MonkeyPatch) -> None:
-    ok, why = testing.docker_engine()
+    ok, why = providers.docker_engine()
     if not ok:
         pytest.skip(f"testcontainers path not exercised: {why}")
-    choice = testing.ProviderChoice("docker", why, forced=True)
-    server = testing.start_provider(choice)
+    choice = providers.ProviderChoice("docker", why, forced=True)
+    server = providers.start_provider(choice)
     try:
         assert server.kind == "docker"
         with psycopg.connect(server.dsn()) as conn:

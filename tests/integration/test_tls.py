@@ -11,8 +11,8 @@ import pytest
 
 import vdata
 from tests.integration._probe import q
-from vdata import pgserver
-from vdata._tls import TestCerts, make_test_certs
+from vdata.testing import pgbin, pgserver
+from vdata.testing.tls import TestCerts, make_test_certs
 
 pytestmark = pytest.mark.integration
 
@@ -29,7 +29,7 @@ def tls_server(certs: TestCerts) -> Iterator[pgserver.PgServer]:
         kind, bindir = pgserver.find_bindir("local")
     except pgserver.Unavailable as exc:
         pytest.skip(f"TLS needs PostgreSQL built with OpenSSL (system binaries): {exc}")
-    if not pgserver._supports_ssl(bindir):
+    if not pgbin.supports_ssl(bindir):
         pytest.skip(f"the PostgreSQL at {bindir} was built without OpenSSL")
     hba = [
         "local all all trust",

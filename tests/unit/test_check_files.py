@@ -14,10 +14,10 @@ from typing import Annotated, Any, Literal, NewType
 import msgspec
 import pytest
 
-from vdata._checkload import static_problems
-from vdata._pgtypes import PgType, incompatibility, is_optional
-from vdata._sqlfiles import read_blocks, used_params
-from vdata.check import not_null_marks
+from vdata.check.blocks import read_blocks, used_params
+from vdata.check.files import static_problems
+from vdata.check.nullable import not_null_marks
+from vdata.check.pgtypes import PgType, incompatibility, is_optional
 
 UserId = NewType("UserId", uuid.UUID)
 

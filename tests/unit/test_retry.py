@@ -11,16 +11,16 @@ import pytest
 from asyncpg.exceptions._base import PostgresMessageMeta
 
 import vdata.engine.failures as failures
-from vdata.engine.failures import translate
-from vdata.engine.retry import (
+from vdata.engine.failures import (
     AVAILABILITY_SQLSTATES,
     DROPPED_SQLSTATES,
     is_availability_failure,
     is_inconclusive,
     is_transient,
     proves_not_sent,
-    retry_call,
+    translate,
 )
+from vdata.engine.retry import retry_call
 from vdata.errors import (
     ConflictError,
     NotFoundError,

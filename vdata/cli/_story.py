@@ -26,7 +26,7 @@ _OTHER_PW = "another passphrase"
 
 
 class Outage(Protocol):
-    """A server the story may stop and start (``vdata.pgserver.PgServer``)."""
+    """A server the story may stop and start (``vdata.testing.pgserver.PgServer``)."""
 
     def stop_server(self) -> None: ...
 

@@ -51,7 +51,8 @@ def _database(dsn: str | None) -> Iterator[tuple[str, str]]:
     """Yield (owner DSN, service DSN): *dsn* twice, or a fresh embedded server's."""
     import psycopg
 
-    from vdata import migrations, pgserver
+    from vdata import migrations
+    from vdata.testing import pgserver
 
     if dsn:
         try:

@@ -43,7 +43,7 @@ def register(subparsers: Any) -> None:
 
 def _main(args: argparse.Namespace) -> int:
     # Heavy imports here, so that `vdata --help` stays fast.
-    from vdata import pgserver
+    from vdata.testing import pgserver
 
     out = sys.stdout
     dsn = require_dsn(args.dsn) if dsn_or_env(args.dsn) else None

@@ -6,10 +6,10 @@ __all__ = ["register", "run"]
 
 import argparse
 import sys
-from pathlib import Path
 from typing import Any
 
 from vdata.cli._common import OK, PROBLEMS, CannotRun, add_dsn, optional_dsn
+from vdata.cli.check import add_source_options, sources_of
 
 
 def register(subparsers: Any) -> None:
@@ -23,13 +23,14 @@ def register(subparsers: Any) -> None:
             "projects, tasks). With --analyze, run each query (rolled back) with sampled "
             "parameter values, on a database seeded with realistic volumes. Without --dsn "
             "or VDATA_DSN, a throwaway embedded PostgreSQL is started, migrated and "
-            "seeded. Exit 0 if every plan was made, 1 if one failed (or, with "
+            "seeded (the seed fills vdata's bundled tables; with --sql and no --bundled "
+            "nothing is seeded). Exit 0 if every plan was made, 1 if one failed (or, with "
             "--fail-on-seqscan, one is flagged), 2 if it could not run."
         ),
     )
     parser.add_argument("names", nargs="*", metavar="NAME", help="folder.name or name")
     add_dsn(parser, "owner DSN of a database migrated to head")
-    parser.add_argument("--sql-dir", type=Path, help="explain this folder instead of sql/")
+    add_source_options(parser, modules=False)
     parser.add_argument(
         "--analyze", action="store_true", help="EXPLAIN ANALYZE with sampled parameter values"
     )
@@ -60,23 +61,26 @@ def run(args: argparse.Namespace) -> int:
     """Explain the queries; print the plans; return the exit code."""
     import msgspec
 
-    from vdata._scratchdb import ScratchUnavailable, database
-    from vdata.explain import explain, format_plans, seed
+    from vdata.check.explain import explain, format_plans, seed
+    from vdata.check.scratch import ScratchUnavailable, database
+    from vdata.migrations import MigrationError
 
+    sources = sources_of(args, "explain")
     given = optional_dsn(args.dsn)
     throwaway = given is None
     try:
-        with database(given, quiet=args.json) as dsn:
+        with database(given, sources, quiet=args.json) as dsn:
             # An empty schema makes every table look tiny, and the planner
             # rightly scans tiny tables: plans are only telling with volume.
-            if args.seed or (args.seed is None and throwaway):
+            # The seed fills vdata's bundled tables, so it needs them.
+            if args.seed or (args.seed is None and throwaway and sources.apply_bundled):
                 scale = args.scale if args.scale is not None else 1.0 if args.analyze else 0.1
                 counts = seed(dsn, scale=scale)
                 if not args.json:
                     rows = ", ".join(f"{n} {t}" for t, n in counts.items())
                     print(f"vdata explain: seeded {rows}", file=sys.stderr)
-            plans = explain(dsn, args.names, analyze=args.analyze, root=args.sql_dir)
-    except ScratchUnavailable as exc:
+            plans = explain(dsn, args.names, analyze=args.analyze, sources=sources)
+    except (ScratchUnavailable, MigrationError, ValueError) as exc:
         raise CannotRun(str(exc)) from None
     except KeyError as exc:  # a NAME that is no query
         raise CannotRun(str(exc.args[0])) from None

@@ -1,4 +1,10 @@
-"""``vdata migrate``: apply (the default), rollback [N], status, new NAME."""
+"""``vdata migrate``: apply (the default), rollback [N], status, new NAME.
+
+Which migrations: vdata's bundled ones by default; ``--migrations DIR`` (may
+be repeated) for a service's own folders instead, ``--bundled`` to add the
+bundled ones before them. Each folder is a source with its own bookkeeping
+(``--source NAME`` names it; default: after the folder).
+"""
 
 from __future__ import annotations
 
@@ -52,14 +58,43 @@ def register(subparsers: Any) -> None:
     status.add_argument("--json", action="store_true", help="print the list as JSON")
     status.set_defaults(func=_status)
 
-    new = actions.add_parser("new", help="create NNNN.NAME.sql and its .rollback.sql")
-    new.add_argument("name", help="<verb>-<object>, e.g. add-tasks-labels")
-    new.add_argument("--directory", type=Path, default=None, help="default: the migrations/")
+    new = actions.add_parser(
+        "new", help="create NNNN.NAME.sql and its .rollback.sql in --migrations DIR"
+    )
+    new.add_argument("name", help="<verb>-<object>, e.g. add-widgets")
+    new.add_argument(
+        "--migrations",
+        action="append",
+        type=Path,
+        default=argparse.SUPPRESS,
+        metavar="DIR",
+        help="the folder to create them in (required)",
+    )
     new.set_defaults(func=_new)
 
 
 def _add_options(parser: argparse.ArgumentParser, *, default: Any) -> None:
     parser.add_argument("--dsn", default=default, help=_DSN_HELP)
+    parser.add_argument(
+        "--migrations",
+        action="append",
+        type=Path,
+        default=default,
+        metavar="DIR",
+        help="a folder of your own migrations (may be repeated); default: vdata's bundled ones",
+    )
+    parser.add_argument(
+        "--bundled",
+        action="store_true",
+        default=default or False,
+        help="vdata's bundled migrations too, before the --migrations folders",
+    )
+    parser.add_argument(
+        "--source",
+        default=default,
+        metavar="NAME",
+        help="the name the one --migrations folder is tracked under (default: after the folder)",
+    )
     parser.add_argument(
         "--app-role",
         default=default,
@@ -80,6 +115,25 @@ def _add_options(parser: argparse.ArgumentParser, *, default: Any) -> None:
         help="statement_timeout of migration sessions (default 900)",
     )
     parser.add_argument("-q", "--quiet", action="store_true", default=default or False)
+
+
+def _sources(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Return the runs' folder arguments: bundled first, then each --migrations in order."""
+    folders: list[Path] = args.migrations or []
+    if args.source is not None and len(folders) != 1:
+        raise CannotRun("--source names the one --migrations folder: give exactly one")
+    runs: list[dict[str, Any]] = []
+    if args.bundled or not folders:
+        runs.append({"migrations": None})
+    runs += [{"migrations": folder, "source": args.source} for folder in folders]
+    return runs
+
+
+def _one_source(args: argparse.Namespace, action: str) -> dict[str, Any]:
+    runs = _sources(args)
+    if len(runs) != 1:
+        raise CannotRun(f"{action} works on one source: give --bundled or one --migrations DIR")
+    return runs[0]
 
 
 def _settings(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
@@ -124,10 +178,15 @@ def _apply(args: argparse.Namespace) -> int:
     def run(args: argparse.Namespace) -> int:
         from vdata import migrations
 
+        runs = _sources(args)
         dsn, options = _settings(args)
-        applied = migrations.apply(dsn, app_role=args.app_role or "vdata_app", **options)
-        if not args.quiet:
-            print(f"applied {len(applied)} migration(s)" + "".join(f"\n  {m}" for m in applied))
+        for run in runs:
+            applied = migrations.apply(dsn, app_role=args.app_role or "vdata_app", **run, **options)
+            if not args.quiet:
+                print(
+                    f"applied {len(applied)} migration(s){_of(run)}"
+                    + "".join(f"\n  {m}" for m in applied)
+                )
         return OK
 
     return _guard(run, args)
@@ -137,12 +196,16 @@ def _rollback(args: argparse.Namespace) -> int:
     def run(args: argparse.Namespace) -> int:
         from vdata import migrations
 
+        run = _one_source(args, "rollback")
         dsn, options = _settings(args)
         undone = migrations.rollback(
-            dsn, args.count, app_role=args.app_role or "vdata_app", **options
+            dsn, args.count, app_role=args.app_role or "vdata_app", **run, **options
         )
         if not args.quiet:
-            print(f"rolled back {len(undone)} migration(s)" + "".join(f"\n  {m}" for m in undone))
+            print(
+                f"rolled back {len(undone)} migration(s){_of(run)}"
+                + "".join(f"\n  {m}" for m in undone)
+            )
         return OK
 
     return _guard(run, args)
@@ -152,16 +215,24 @@ def _status(args: argparse.Namespace) -> int:
     def run(args: argparse.Namespace) -> int:
         from vdata import migrations
 
+        runs = _sources(args)
         dsn, _options = _settings(args)
-        states = migrations.status(dsn)
+        states = []
+        for run in runs:
+            listed = migrations.status(dsn, **run)
+            states += listed
+            if args.json:
+                continue
+            if len(runs) > 1:
+                print(f"# {_of(run).strip()}")
+            for state in listed:
+                when = f"  {state.applied_at:%Y-%m-%d %H:%M:%S}" if state.applied_at else ""
+                detail = f"  ({state.detail})" if state.detail else ""
+                print(f"{state.state:<8} {state.id}{when}{detail}")
         if args.json:
             import msgspec
 
             print(msgspec.json.encode(states, enc_hook=str).decode())  # paths as text
-        for state in [] if args.json else states:
-            when = f"  {state.applied_at:%Y-%m-%d %H:%M:%S}" if state.applied_at else ""
-            detail = f"  ({state.detail})" if state.detail else ""
-            print(f"{state.state:<8} {state.id}{when}{detail}")
         # A changed or missing file is a problem a deploy must not ignore.
         return PROBLEMS if any(s.state in ("changed", "missing") for s in states) else OK
 
@@ -172,8 +243,19 @@ def _new(args: argparse.Namespace) -> int:
     def run(args: argparse.Namespace) -> int:
         from vdata import migrations
 
-        path, rollback_path = migrations.new(args.name, args.directory)
+        folders = getattr(args, "migrations", None) or []
+        if len(folders) != 1 or args.bundled:
+            raise CannotRun(
+                "new writes into your own folder: give it as --migrations DIR "
+                "(vdata's bundled migrations are not edited in place)"
+            )
+        path, rollback_path = migrations.new(args.name, migrations=folders[0])
         print(f"created {path}\ncreated {rollback_path}")
         return OK
 
     return _guard(run, args)
+
+
+def _of(run: dict[str, Any]) -> str:
+    folder = run.get("migrations")
+    return f" from {folder}" if folder is not None else " (vdata's bundled migrations)"

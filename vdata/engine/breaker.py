@@ -15,7 +15,7 @@ from typing import ParamSpec, TypeVar
 
 import msgspec
 
-from vdata.engine.retry import is_availability_failure, is_inconclusive
+from vdata.engine.failures import is_availability_failure, is_inconclusive
 from vdata.errors import UnavailableError
 
 P = ParamSpec("P")
@@ -59,7 +59,7 @@ class CircuitBreaker:
     """Open after *failure_threshold* consecutive availability failures; probe after a cooldown.
 
     What counts is evidence that the server cannot be used (*is_failure*,
-    by default ``vdata.retry.is_availability_failure``): a refused or
+    by default ``vdata.engine.failures.is_availability_failure``): a refused or
     timed-out connection attempt, no reply on a live connection. What
     proves nothing either way (*is_inconclusive*: a dropped connection that
     the next connect replaces, a busy pool, a cancellation) is neither

@@ -20,11 +20,11 @@ from vdata.engine import connect as _pool
 from vdata.engine.areas import Areas, R
 from vdata.engine.breaker import CircuitBreaker
 from vdata.engine.deadlines import Deadlines
-from vdata.engine.failures import translate
+from vdata.engine.failures import is_transient, proves_not_sent, translate
 from vdata.engine.health import Counters, Health, health_report
 from vdata.engine.pool import ConnectionPool, pool_closed
 from vdata.engine.repository import Repository
-from vdata.engine.retry import is_transient, proves_not_sent, rerun, retry_call
+from vdata.engine.retry import rerun, retry_call
 from vdata.engine.transaction import IsolationLevel, Transaction, TransactionContext
 from vdata.errors import Stage, TransientError, ValidationError, VdataError
 from vdata.queries import Query

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-__all__ = ["IsolationLevel", "Transaction", "TransactionContext"]
+__all__ = ["Host", "IsolationLevel", "Transaction", "TransactionContext"]
 
 from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, TypeVar
 
 from vdata.engine.failures import translate
 from vdata.errors import VdataError
@@ -15,8 +15,10 @@ if TYPE_CHECKING:
     import asyncpg
     from asyncpg.transaction import Transaction as PgTransaction
 
-    from vdata.engine.areas import R
-    from vdata.engine.database import Database
+    from vdata.engine.areas import Areas, R
+    from vdata.engine.breaker import CircuitBreaker
+    from vdata.engine.deadlines import Deadlines
+    from vdata.engine.health import Counters
     from vdata.queries import Query
     from vdata.settings import Settings
 
@@ -27,6 +29,25 @@ _ISOLATION = {
     "repeatable_read": "repeatable_read",
     "serializable": "serializable",
 }
+
+
+class Host(Protocol):
+    """What a transaction needs of the database it belongs to (``vdata.engine.Database``)."""
+
+    @property
+    def settings(self) -> Settings: ...
+    @property
+    def areas(self) -> Areas: ...
+    @property
+    def deadlines(self) -> Deadlines: ...
+    @property
+    def counters(self) -> Counters: ...
+    @property
+    def breaker(self) -> CircuitBreaker: ...
+
+    async def lease(self) -> asyncpg.Connection: ...
+    def give_back(self, conn: asyncpg.Connection, *, failed: bool = False) -> None: ...
+    def add_close_hook(self, hook: Callable[[], Awaitable[None]]) -> None: ...
 
 
 class Transaction:
@@ -41,7 +62,7 @@ class Transaction:
     in_transaction = True
 
     def __init__(
-        self, db: Database[Any], conn: asyncpg.Connection, *, actor: str | None, readonly: bool
+        self, db: Host, conn: asyncpg.Connection, *, actor: str | None, readonly: bool
     ) -> None:
         self._db = db
         self._conn = conn
@@ -196,7 +217,7 @@ class TransactionContext(Generic[TxT]):
 
     def __init__(
         self,
-        db: Database[Any],
+        db: Host,
         tx_class: type[TxT],
         *,
         actor: str | None = None,

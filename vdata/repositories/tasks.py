@@ -41,7 +41,7 @@ _ASSIGN = _Q.bind("tasks.update_task_assignee", Task)
 _STATUS = _Q.bind("tasks.update_task_status", Task)
 _STATUS_MANY = _Q.bind("tasks.update_tasks_status", Task)
 _DELETE = _Q.bind("tasks.soft_delete_task", Task)
-_LOCK_PROJECT = _Q.bind("tasks.lock_project_for_new_tasks", int)
+_LOCK_PROJECT = _Q.bind("tasks.lock_project_for_new_tasks", uuid.UUID)
 _LOCK_USERS = _Q.bind("tasks.count_active_users_locked", int)
 _AUDIT_CREATED = _Q.bind("tasks.insert_task_audit_events", Task)
 # Why a write touched no row (the writes check access inside the statement).

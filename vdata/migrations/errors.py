@@ -1,8 +1,4 @@
-"""The errors of a migration run, public as ``vdata.migrations.MigrationError`` and kin.
-
-They live apart from ``vdata.migrations`` only so that its helper modules
-(``_migration_files``, ``_migration_db``) can raise them without importing it.
-"""
+"""The errors of a migration run: ``MigrationError`` and ``MigrationChangedError``."""
 
 from __future__ import annotations
 
@@ -26,6 +22,6 @@ class MigrationChangedError(MigrationError):
 
 
 # errors.VdataError labels its subclasses "vdata" (the public namespace);
-# these two are public in vdata.migrations, which re-exports them, and
+# these two are public as vdata.migrations.MigrationError and kin, and
 # pickling must find them there.
 MigrationError.__module__ = MigrationChangedError.__module__ = "vdata.migrations"

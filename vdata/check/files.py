@@ -2,28 +2,24 @@
 
 The loader in ``vdata.queries`` fails a whole folder over one bad block
 (aiosql refuses undeclared parameters); the check must still report every
-other query, so when loading fails each block is loaded on its own.
+other query, so when loading fails each block is loaded on its own (and
+without the Structs bound to it, which live on the loaded folder).
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 __all__ = ["LoadedQueries", "load_for_check", "static_problems"]
 
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
 import aiosql
 
-from vdata import _sqlfiles
-from vdata._resources import sql_dir
-from vdata.queries import Query, QueryKind, load
-
-if TYPE_CHECKING:
-    from vdata.check import Problem
+from vdata.check.blocks import Block, read_blocks, used_params
+from vdata.check.report import Problem
+from vdata.queries import Query, QueryKind, load_queries
 
 # Doc lines that are instructions to the tools, not documentation.
 _MARKERS = ("not-null", "seqscan-ok")
@@ -52,9 +48,9 @@ class LoadedQueries:
 
     root: Path
     queries: list[Query[Any]]
-    blocks: list[_sqlfiles.Block]
+    blocks: list[Block]
     problems: list[Problem] = field(default_factory=list)
-    structs_known: bool = True  # False when sql/ did not load and Structs are unknown
+    structs_known: bool = True  # False when the folder did not load: Structs are unknown
 
     def where(self, q: Query[Any]) -> tuple[str, int]:
         """Return the file and line of *q*'s ``-- name:`` line."""
@@ -67,18 +63,16 @@ class LoadedQueries:
         return shown(candidates[-1].path), candidates[-1].line
 
 
-def static_problems(blocks: list[_sqlfiles.Block]) -> list[Problem]:
+def static_problems(blocks: list[Block]) -> list[Problem]:
     """Return what is wrong in the files alone: names, doc comments, parameters."""
-    from vdata.check import Problem
-
     problems: list[Problem] = []
 
-    def add(b: _sqlfiles.Block, kind: str, message: str) -> None:
+    def add(b: Block, kind: str, message: str) -> None:
         problems.append(
             Problem(path=shown(b.path), line=b.line, query=b.qualified, kind=kind, message=message)
         )
 
-    first: dict[str, _sqlfiles.Block] = {}
+    first: dict[str, Block] = {}
     for b in blocks:
         if b.qualified in first:
             other = first[b.qualified]
@@ -97,7 +91,7 @@ def static_problems(blocks: list[_sqlfiles.Block]) -> list[Problem]:
         if b.declared is None:
             add(b, "params", f"no parameter list: write {b.name}(a, b) or {b.name}()")
             continue
-        used = _sqlfiles.used_params(b.body)
+        used = used_params(b.body)
         undeclared = [p for p in used if p not in b.declared]
         unused = [p for p in b.declared if p not in used]
         if undeclared:
@@ -113,7 +107,7 @@ def static_problems(blocks: list[_sqlfiles.Block]) -> list[Problem]:
     return problems
 
 
-def _load_block(b: _sqlfiles.Block) -> Query[Any]:
+def _load_block(b: Block) -> Query[Any]:
     """Load one block through aiosql, as ``vdata.queries`` would."""
     text = "\n".join(
         [f"-- name: {b.name}({', '.join(b.declared or ())}){b.suffix}"]
@@ -133,21 +127,20 @@ def _load_block(b: _sqlfiles.Block) -> Query[Any]:
     )
 
 
-def load_for_check(root: Path | None) -> LoadedQueries:
-    """Load the queries under *root* (None: vdata's ``sql/``, the registry repositories use)."""
-    from vdata.check import Problem
+def load_for_check(root: Path) -> LoadedQueries:
+    """Load the queries under *root*, each the bound version where a Struct was bound.
 
-    real_root = root or sql_dir()
-    blocks = _sqlfiles.read_blocks(real_root)
+    The folder is loaded through ``vdata.load_queries``, once per process:
+    the same object the repositories bound their Structs on.
+    """
+    blocks = read_blocks(root)
     problems = static_problems(blocks)
     try:
-        # load() with no argument is the registry query(name, Struct) writes to.
-        queries = list(load(root) if root is not None else load())
-        return LoadedQueries(real_root, queries, blocks, problems)
+        return LoadedQueries(root, list(load_queries(root)), blocks, problems)
     except Exception as exc:
         problems.append(
             Problem(
-                path=shown(real_root),
+                path=shown(root),
                 line=0,
                 query="",
                 kind="load",
@@ -155,7 +148,7 @@ def load_for_check(root: Path | None) -> LoadedQueries:
                 "on its own, without its Struct",
             )
         )
-    queries = []
+    queries: list[Query[Any]] = []
     bad = {(p.path, p.line) for p in problems if p.kind == "params"}
     for b in blocks:
         if (shown(b.path), b.line) in bad or b.suffix == "#":
@@ -172,4 +165,4 @@ def load_for_check(root: Path | None) -> LoadedQueries:
                     message=f"aiosql cannot load it: {exc}",
                 )
             )
-    return LoadedQueries(real_root, queries, blocks, problems, structs_known=False)
+    return LoadedQueries(root, queries, blocks, problems, structs_known=False)

@@ -13,7 +13,7 @@ import time
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from vdata._testproviders import APP_ROLE, Server, connect
+from vdata.testing.providers import APP_ROLE, Server, connect
 
 if TYPE_CHECKING:
     import psycopg

@@ -1,9 +1,7 @@
 """What ``vdata.migrations.status()`` reports: each migration's state in a database.
 
-Read-only: it looks at the bookkeeping tables when they exist and creates
-nothing, takes no lock. ``MigrationState`` is public as
-``vdata.migrations.MigrationState``; its ``__module__`` stays this one, where
-the names in its (string) annotations resolve.
+Read-only: it looks at the source's bookkeeping tables when they exist and
+creates nothing, takes no lock.
 """
 
 from __future__ import annotations
@@ -17,9 +15,10 @@ from typing import Literal
 
 import psycopg
 
-from vdata import _migration_db as _db
-from vdata import _migration_files as _files
-from vdata._migration_errors import MigrationError
+from vdata.migrations import files as _files
+from vdata.migrations import session as _db
+from vdata.migrations.errors import MigrationError
+from vdata.migrations.sources import Source
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,8 +26,8 @@ class MigrationState:
     """One migration as the database sees it.
 
     ``state`` is ``applied``, ``pending``, ``changed`` (applied, but its file or
-    rollback file differs from what was applied) or ``missing`` (applied, but no
-    file with that id exists here).
+    rollback file differs from what was applied) or ``missing`` (applied from
+    this source, but no file with that id exists in its folder).
     """
 
     id: str
@@ -38,26 +37,24 @@ class MigrationState:
     detail: str = ""
 
 
-def read(dsn: str, directory: Path) -> list[MigrationState]:
-    """Return every migration in *directory*, file order first, then applied ids without a file.
+def read(dsn: str, source: Source) -> list[MigrationState]:
+    """Return every migration of *source*, file order first, then applied ids without a file.
 
     Read-only: creates nothing, takes no lock.
     """
-    found = _files.find(directory)
+    found = _files.find(source.directory)
     params = _db.conninfo(dsn)
     try:
-        with _db.connect(params) as conn, conn.cursor() as cur:
-            cur.execute(
-                "SELECT to_regclass('vdata_migrations._yoyo_migration'),"
-                " to_regclass('vdata_migrations.checksum')"
-            )
+        with _db.connect(params) as conn, conn.transaction(), conn.cursor() as cur:
+            # The bookkeeping tables are named through the search path, as
+            # the run names them; to_regclass() is NULL where they do not exist.
+            cur.execute("SELECT set_config('search_path', %s, true)", (source.schema,))
+            cur.execute("SELECT to_regclass('_yoyo_migration'), to_regclass('checksum')")
             row = cur.fetchone()
             applied: dict[str, datetime] = {}
             recorded: dict[str, tuple[str, str]] = {}
             if row and row[0]:
-                cur.execute(
-                    "SELECT migration_id, applied_at_utc FROM vdata_migrations._yoyo_migration"
-                )
+                cur.execute("SELECT migration_id, applied_at_utc FROM _yoyo_migration")
                 applied = {mid: when for mid, when in cur.fetchall()}
             if row and row[1]:
                 recorded = _db.recorded(cur)

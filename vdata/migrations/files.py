@@ -14,8 +14,10 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from vdata._migration_errors import MigrationError
-from vdata._resources import migrations_dir
+from vdata.migrations.errors import MigrationError
+
+# The vdata package this module belongs to (installed, or a source checkout).
+_PACKAGE = Path(__file__).resolve().parents[1]
 
 _NEW_NAME = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)+")
 
@@ -57,14 +59,24 @@ def changed(files: MigrationFiles, recorded: tuple[str, str]) -> Path | None:
     return None
 
 
-def create(name: str, directory: Path | None = None) -> tuple[Path, Path]:
-    """Create ``NNNN.<name>.sql`` and its ``.rollback.sql``: ``vdata.migrations.new``."""
+def create(name: str, directory: Path) -> tuple[Path, Path]:
+    """Create ``NNNN.<name>.sql`` and its ``.rollback.sql`` in *directory*.
+
+    Number it after the folder's highest; refuse a folder inside the installed
+    vdata package (the next ``vdata migrate`` would apply it as vdata's own).
+    """
+    if not directory.is_dir():
+        raise MigrationError(f"vdata migrate new: {directory} is not a folder")
+    if directory.resolve().is_relative_to(_PACKAGE):
+        raise MigrationError(
+            f"vdata migrate new: {directory} is inside the installed vdata package; "
+            "keep your migrations in your own folder (--migrations DIR)"
+        )
     slug = re.sub(r"[^a-z0-9]+", "-", name.strip().lower()).strip("-")
     if not _NEW_NAME.fullmatch(slug):
         raise MigrationError(
             f"vdata migrate new: {name!r} is not <verb>-<object> (e.g. add-tasks-labels)"
         )
-    directory = directory or migrations_dir()
     found = find(directory)
     numbered = [(int(mid.split(".")[0]), mid) for mid in found if mid.split(".")[0].isdigit()]
     number, latest = max(numbered, default=(0, ""))

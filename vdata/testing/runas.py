@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from vdata._pgbin import PgServerError, complete
+from vdata.testing.pgbin import PgServerError, complete
 
 __all__ = [
     "RunAs",

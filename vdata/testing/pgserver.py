@@ -1,6 +1,6 @@
 """Start a throwaway PostgreSQL server without Docker, for tests.
 
-Two binary sets can run it (found by ``vdata._pgbin``):
+Two binary sets can run it (found by ``vdata.testing.pgbin``):
 
 * ``local``: the system's binaries, found through ``VDATA_PG_BINDIR``,
   ``pg_config --bindir`` or ``pg_ctl`` on ``PATH``;
@@ -19,10 +19,10 @@ through ``subprocess``'s ``user=``/``group=`` (no ``sudo``/``runuser`` needed);
 the temporary folder is chowned to that user. If that user cannot execute the
 wheel's binaries where they are installed (a venv under a 0700 home), they are
 copied once into a world-readable cache folder under the temp dir (see
-``vdata._runas``).
+``vdata.testing.runas``).
 
 Every started server is stopped and its folder removed at interpreter exit,
-so a crashing test run leaves nothing behind (see ``vdata._pgcluster``, home
+so a crashing test run leaves nothing behind (see ``vdata.testing.pgcluster``, home
 of ``PgServer``).
 """
 
@@ -39,17 +39,17 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Literal
 
-from vdata import _pgbin, _runas
-from vdata._pgbin import (
+from vdata.testing import pgbin, runas
+from vdata.testing.pgbin import (
     Kind,
     PgServerError,
     Unavailable,
     embedded_bindir,
     local_bindir,
 )
-from vdata._pgcluster import HOST, PgServer, track
-from vdata._pgcluster import SUPERUSER as SUPERUSER
-from vdata._tls import SslFiles, TestCerts, make_test_certs
+from vdata.testing.pgcluster import HOST, PgServer, track
+from vdata.testing.pgcluster import SUPERUSER as SUPERUSER
+from vdata.testing.tls import SslFiles, TestCerts, make_test_certs
 
 __all__ = [
     "Kind",
@@ -67,11 +67,6 @@ __all__ = [
 
 _PORT_TRIES = 5
 
-# module attributes (not imports) so that mypy --strict lets callers use them
-# as pgserver._supports_ssl / pgserver._version_text, as before the split
-_supports_ssl = _pgbin.supports_ssl
-_version_text = _pgbin.version_text
-
 #: Settings every throwaway cluster gets (the caller's ``conf`` wins).
 DEFAULT_CONF: Mapping[str, str] = {
     "fsync": "off",
@@ -84,7 +79,7 @@ DEFAULT_CONF: Mapping[str, str] = {
 }
 
 
-# find_bindir stays here, not in _pgbin: it looks local_bindir and embedded_bindir
+# find_bindir stays here, not in pgbin: it looks local_bindir and embedded_bindir
 # up in this module, so a test that monkeypatches pgserver.embedded_bindir
 # changes what start() runs
 def find_bindir(kind: Kind) -> tuple[Literal["local", "embedded"], Path]:
@@ -131,20 +126,20 @@ def start(
     """
     t0 = time.perf_counter()
     real_kind, bindir = find_bindir(kind)
-    run_as = _runas.pick_user()
-    base = Path(tempfile.mkdtemp(prefix=f"vdata-pg-{real_kind}-", dir=_runas.tempdir_root(run_as)))
+    run_as = runas.pick_user()
+    base = Path(tempfile.mkdtemp(prefix=f"vdata-pg-{real_kind}-", dir=runas.tempdir_root(run_as)))
     try:
         if run_as is not None:
             os.chown(base, run_as.uid, run_as.gid)
             base.chmod(0o700)
-            if not _runas.user_can_run(bindir, run_as, base):
+            if not runas.user_can_run(bindir, run_as, base):
                 if real_kind == "local":
                     raise PgServerError(
                         f"OS user {run_as.name} cannot execute {bindir}/postgres "
                         "(check the permissions of that folder and its parents)"
                     )
-                bindir = _runas.world_readable_copy(bindir)
-        version_text = _version_text(bindir)
+                bindir = runas.world_readable_copy(bindir)
+        version_text = pgbin.version_text(bindir)
         m = re.match(r"(\d+)", version_text)
         server = PgServer(
             kind=real_kind,
@@ -153,7 +148,7 @@ def start(
             run_as=run_as,
             version=int(m.group(1)) if m else 0,
             version_text=version_text,
-            supports_ssl=_supports_ssl(bindir),
+            supports_ssl=pgbin.supports_ssl(bindir),
         )
         server.socket_dir.mkdir(mode=0o700)
         server._chown(server.socket_dir)

@@ -3,7 +3,7 @@
 The chain is ``dsn``, ``docker``, ``local``, ``embedded`` (see ``vdata.testing``).
 ``choose_provider()`` is cheap (it starts nothing); ``start_provider(choice)``
 starts or wraps the server. Importing this module imports neither psycopg,
-testcontainers nor ``vdata.pgserver``.
+testcontainers nor ``vdata.testing.pgserver``.
 """
 
 from __future__ import annotations
@@ -52,9 +52,6 @@ DEFAULT_IMAGE = "postgres:17-alpine"
 
 class ProviderUnavailable(RuntimeError):
     """No PostgreSQL provider can be used (or the forced one cannot)."""
-
-    # raised to users as ``vdata.testing.ProviderUnavailable``: tracebacks say so
-    __module__ = "vdata.testing"
 
 
 class Server(Protocol):
@@ -141,11 +138,11 @@ def _check(name: ProviderName) -> str:
         if not ok:
             raise ProviderUnavailable(why)
         return f"{why}, image {os.environ.get(ENV_IMAGE) or DEFAULT_IMAGE}"
-    from vdata import _pgbin, pgserver
+    from vdata.testing import pgbin, pgserver
 
     try:
         _kind, bindir = pgserver.find_bindir(name)
-        return f"PostgreSQL {_pgbin.version_text(bindir)} binaries in {bindir}"
+        return f"PostgreSQL {pgbin.version_text(bindir)} binaries in {bindir}"
     except pgserver.PgServerError as exc:
         raise ProviderUnavailable(str(exc)) from None
     except OSError as exc:
@@ -280,7 +277,7 @@ def start_provider(choice: ProviderChoice) -> Server:
     elif choice.name == "docker":
         server = _start_docker()
     else:
-        from vdata import pgserver
+        from vdata.testing import pgserver
 
         return pgserver.start(choice.name)
     assert isinstance(server, DsnServer)

@@ -16,7 +16,7 @@ import re
 import typing
 from typing import Any
 
-from vdata import _sqlfiles
+from vdata.check.blocks import strip_hidden
 
 _OUTER_JOIN = re.compile(
     r"\b(LEFT|RIGHT|FULL)\s+(?:OUTER\s+)?JOIN\s+(LATERAL\s+)?(\(|[\w.\"]+)", re.IGNORECASE
@@ -57,7 +57,7 @@ def result_origins(dsn: str, statements: list[str]) -> list[list[tuple[int, int]
 async def _outer_joined(conn: Any, sql: str) -> set[int]:
     """Return the oids of tables on the nullable side of an outer join (``_ALL``: unsure)."""
     oids: set[int] = set()
-    for side, lateral, target in _OUTER_JOIN.findall(_sqlfiles.strip_hidden(sql)):
+    for side, lateral, target in _OUTER_JOIN.findall(strip_hidden(sql)):
         if side.upper() != "LEFT" or lateral or target == "(":
             return {_ALL}
         oid = await conn.fetchval("SELECT to_regclass($1)::oid", target)

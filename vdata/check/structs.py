@@ -10,20 +10,18 @@ from __future__ import annotations
 __all__ = ["compare_struct"]
 
 import typing
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import msgspec
 
-from vdata import _pgtypes
-
-if TYPE_CHECKING:
-    from vdata.check import Column
+from vdata.check import pgtypes
+from vdata.check.report import Column
 
 
 def compare_struct(
     struct: type[Any],
     columns: list[Column],
-    types: list[_pgtypes.PgType | None],
+    types: list[pgtypes.PgType | None],
     problem: typing.Callable[..., None],
 ) -> None:
     """Report how *columns* differ from the positional fields of *struct*."""
@@ -67,14 +65,14 @@ def compare_struct(
         if column.name not in hints or pg is None:
             continue
         annotation = hints[column.name]
-        shown = _pgtypes.annotation_text(annotation)
-        why = _pgtypes.incompatibility(pg, annotation)
+        shown = pgtypes.annotation_text(annotation)
+        why = pgtypes.incompatibility(pg, annotation)
         if why is not None:
             problem(
                 "types",
                 f"column {column.name} is {pg.name} but {sname}.{column.name} is {shown}: {why}",
             )
-        if column.nullable and not _pgtypes.is_optional(annotation):
+        if column.nullable and not pgtypes.is_optional(annotation):
             required_nullable.append(column.name)
             problem_lines.append(f"{column.name}: {column.why_nullable}; field is {shown}")
     if required_nullable:

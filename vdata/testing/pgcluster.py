@@ -1,9 +1,9 @@
 """``PgServer``: one throwaway PostgreSQL cluster in a temporary folder.
 
-The object ``vdata.pgserver.start()`` returns: it writes the cluster's
+The object ``vdata.testing.pgserver.start()`` returns: it writes the cluster's
 configuration (``initdb``, ``vdata.conf``, ``pg_hba.conf``, TLS files), starts
 and stops the server with ``pg_ctl`` (as the unprivileged OS user when this
-process is root, see ``vdata._runas``) and removes its folder.
+process is root, see ``vdata.testing.runas``) and removes its folder.
 
 Every server still alive is stopped and its folder removed at interpreter
 exit, so a crashing test run leaves nothing behind.
@@ -24,10 +24,10 @@ from types import TracebackType
 from typing import Literal, Self
 from urllib.parse import quote
 
-from vdata._pgbin import PgServerError
-from vdata._pglive import forget, track
-from vdata._runas import RunAs, chown, run
-from vdata._tls import SslFiles
+from vdata.testing.live import forget, track
+from vdata.testing.pgbin import PgServerError
+from vdata.testing.runas import RunAs, chown, run
+from vdata.testing.tls import SslFiles
 
 __all__ = ["HOST", "SUPERUSER", "PgServer", "track"]
 

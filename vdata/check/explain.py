@@ -5,7 +5,7 @@ generic, independent of parameter values): ``EXPLAIN (GENERIC_PLAN)`` on
 PostgreSQL 16+, ``PREPARE`` + ``plan_cache_mode = force_generic_plan`` +
 ``EXPLAIN EXECUTE`` with NULL arguments before. With ``analyze=True`` each
 query runs (``EXPLAIN ANALYZE``, inside a transaction that is rolled back)
-with parameter values sampled from the data (see ``vdata._explain_values``),
+with parameter values sampled from the data (see ``vdata.check.samples``),
 typically after :func:`seed` filled the tables with realistic volumes.
 
 A sequential scan on a table meant to grow (``GROWING``, partitions
@@ -25,9 +25,10 @@ from typing import Any
 
 import msgspec
 
-from vdata._checkload import shown
-from vdata._explain_values import sample_values
-from vdata.queries import Query, load
+from vdata.check.files import shown
+from vdata.check.samples import sample_values
+from vdata.check.sources import Sources
+from vdata.queries import Query, load_queries
 
 #: Tables in schema ``app`` whose size grows with use; a seq scan there is a
 #: latency bug waiting for data.
@@ -35,7 +36,7 @@ GROWING = ("api_keys", "audit_log", "projects", "sessions", "tasks", "users")
 
 _ALLOWED = re.compile(r"^seqscan-ok\s*:\s*(.*)$", re.IGNORECASE)
 _STATEMENT = "vdata_explain"
-_SEED = Path(__file__).with_name("_explain_seed.sql")
+_SEED = Path(__file__).with_name("explain_seed.sql")
 
 
 class QueryPlan(msgspec.Struct, kw_only=True):
@@ -169,17 +170,24 @@ def explain(
     names: Sequence[str] = (),
     *,
     analyze: bool = False,
-    root: Path | None = None,
+    sources: Sources | None = None,
 ) -> list[QueryPlan]:
-    """Return the plan of every named query under *root* (or only *names*) on *dsn*.
+    """Return the plan of every named query of *sources* (or only *names*) on *dsn*.
 
-    A name matches ``<folder>.<name>`` or the bare ``<name>``; raise KeyError
-    for a name that matches nothing. A query that cannot be planned gets
-    ``error`` set instead of a plan.
+    *sources* default to vdata's own ``sql/``. A name matches
+    ``<folder>.<name>`` or the bare ``<name>``; raise KeyError for a name
+    that matches nothing, ValueError (naming it) for a folder that does not
+    load. A query that cannot be planned gets ``error`` set instead of a plan.
     """
     import psycopg
 
-    queries = list(load(root) if root is not None else load())
+    sources = sources or Sources()
+    queries: list[Query[Any]] = []
+    for root in sources.roots:
+        try:
+            queries += load_queries(root)
+        except Exception as exc:  # aiosql's own message names the block
+            raise ValueError(f"{root} does not load: {exc} (vdata check says more)") from exc
     if names:
         wanted = set(names)
         chosen = [q for q in queries if q.name in wanted or q.name.split(".")[-1] in wanted]
