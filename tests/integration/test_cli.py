@@ -74,8 +74,22 @@ def test_help_is_for_users_and_lists_every_command_and_the_exit_codes() -> None:
 
 @pytest.mark.parametrize(
     "args",
-    [[], ["no-such-command"], ["check", "--no-such-option"], ["migrate", "rollback", "x"]],
-    ids=["no command", "unknown command", "unknown option", "bad value"],
+    [
+        [],
+        ["no-such-command"],
+        ["check", "--no-such-option"],
+        ["migrate", "rollback", "x"],
+        ["migrate", "new", "add-widgets"],
+        ["check", "--sql", "/no/such/folder"],
+    ],
+    ids=[
+        "no command",
+        "unknown command",
+        "unknown option",
+        "bad value",
+        "new without a folder",
+        "missing folder",
+    ],
 )
 def test_bad_arguments_exit_2(args: list[str]) -> None:
     result = vdata_cli(*args)
@@ -118,6 +132,15 @@ def test_a_secret_in_a_malformed_key_value_dsn_is_not_echoed() -> None:
     result = vdata_cli("check", "--dsn", "host=x password=hunter2 swordfish")
     assert result.returncode == 2
     assert "swordfish" not in result.stderr and "hunter2" not in result.stderr
+
+
+def test_migrate_new_writes_both_files_and_exits_0(tmp_path: Path) -> None:
+    result = vdata_cli("migrate", "new", "add-widgets", "--migrations", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "0001.add-widgets.rollback.sql",
+        "0001.add-widgets.sql",
+    ]
 
 
 def test_migrate_status_json(vdata_dsn: str) -> None:
