@@ -8,6 +8,7 @@ from vdata.engine.repository import Executor, Page, Repository, Slice, Transacti
 from vdata.errors import (
     AccountLockedError,
     AuthenticationError,
+    ConfigurationError,
     ConflictError,
     DatabaseError,
     ForeignKeyError,
@@ -55,6 +56,7 @@ __all__ = [
     "AuditEvent",
     "AuthenticationError",
     "ChainReport",
+    "ConfigurationError",
     "ConflictError",
     "Database",
     "DatabaseError",

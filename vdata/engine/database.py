@@ -26,7 +26,7 @@ from vdata.engine.pool import ConnectionPool, pool_closed
 from vdata.engine.repository import Repository
 from vdata.engine.retry import rerun, retry_call
 from vdata.engine.transaction import IsolationLevel, Transaction, TransactionContext
-from vdata.errors import Stage, TransientError, ValidationError, VdataError
+from vdata.errors import Stage, TransientError, VdataError
 from vdata.queries import Query
 from vdata.settings import Settings
 
@@ -90,11 +90,9 @@ class Database(Generic[TxT]):
     ) -> Self:
         """Open the pool for *settings*; return a Database holding *areas*.
 
-        Raise ValidationError when there is no DSN, UnavailableError when
-        the server cannot be reached.
+        Raise ConfigurationError when there is no DSN or it is malformed,
+        UnavailableError when the server cannot be reached.
         """
-        if not settings.dsn:
-            raise ValidationError("no DSN: pass connect(dsn) or set VDATA_DSN", field="dsn")
         pool = await _pool.create_pool(settings)
         return cls(settings, pool, transaction_class=transaction_class, areas=areas)
 
