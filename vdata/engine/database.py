@@ -16,6 +16,7 @@ from typing import Any, Generic, Self, TypeVar
 
 import asyncpg
 
+from vdata.cursors import CursorKeys
 from vdata.engine import connect as _pool
 from vdata.engine.areas import Areas, R
 from vdata.engine.breaker import CircuitBreaker
@@ -77,6 +78,8 @@ class Database(Generic[TxT]):
         # command_timeout, enforced by one watchdog (vdata/_deadline.py).
         self.deadlines = Deadlines(settings.command_timeout)
         self._slow = settings.slow_query_threshold
+        # Keyset cursors' codec: secret_key, or the database's key, read once.
+        self.cursor_keys = CursorKeys(settings.secret_key)
         self._closed = False
         self._close_hooks: list[Callable[[], Awaitable[None]]] = []
 
@@ -328,4 +331,4 @@ class Database(Generic[TxT]):
 # Attribute names an area may not take: the Database's and Transaction's own.
 _RESERVED = frozenset(
     name for cls in (Database, Transaction) for name in dir(cls) if not name.startswith("_")
-) | {"areas", "settings", "breaker", "counters", "deadlines", "actor", "readonly"}
+) | {"areas", "settings", "breaker", "counters", "deadlines", "actor", "readonly", "cursor_keys"}
