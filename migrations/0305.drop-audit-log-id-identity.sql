@@ -5,9 +5,9 @@
 -- row, ids 2, 4, 6. Now the column has no default; the trigger alone draws
 -- from app.audit_log_id_seq, a plain sequence owned by the column that goes
 -- on from where the identity stopped.
--- No client inserts an id (the trigger always set it) and nothing outside
--- the trigger names the sequence, so the identity change and the rename
--- break nobody.
+-- The service never inserts an id (the trigger always set it). A writer
+-- that bypasses the trigger (owner tooling with triggers disabled) must now
+-- draw the id itself: nextval('app.audit_log_id_seq').
 -- squawk-ignore-file ban-alter-identity, renaming-object
 -- depends: 0304.create-hot-path-indexes
 
