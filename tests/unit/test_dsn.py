@@ -9,8 +9,7 @@ import pytest
 
 import vdata
 from vdata.dsn import parse_dsn
-from vdata.engine.failures import translate
-from vdata.engine.retry import is_availability_failure, is_transient
+from vdata.engine.failures import is_availability_failure, is_transient, translate
 
 PASSWORD = "hunter2-secret"
 
