@@ -93,7 +93,7 @@ def hostssl_only_server(certs: TestCerts) -> Iterator[pgserver.PgServer]:
         kind, bindir = pgserver.find_bindir("local")
     except pgserver.Unavailable as exc:
         pytest.skip(f"TLS needs PostgreSQL built with OpenSSL (system binaries): {exc}")
-    if not pgserver._supports_ssl(bindir):
+    if not pgbin.supports_ssl(bindir):
         pytest.skip(f"the PostgreSQL at {bindir} was built without OpenSSL")
     hba = ["local all all trust", "hostssl all all 127.0.0.1/32 trust"]
     with pgserver.start(kind, ssl=certs.server, hba=hba) as server:
