@@ -9,6 +9,7 @@ from vdata.engine.repository import Executor, Page, Repository, Slice, Transacti
 from vdata.errors import (
     AccountLockedError,
     AuthenticationError,
+    ConfigurationError,
     ConflictError,
     DatabaseError,
     ForeignKeyError,
@@ -56,6 +57,7 @@ __all__ = [
     "AuditEvent",
     "AuthenticationError",
     "ChainReport",
+    "ConfigurationError",
     "ConflictError",
     "Database",
     "DatabaseError",

@@ -18,20 +18,24 @@ over); no compatibility is kept.
 
 from __future__ import annotations
 
-__all__ = ["CursorCodec", "CursorValue"]
+__all__ = ["CursorCodec", "CursorKeys", "CursorValue"]
 
 import binascii
 import datetime as dt
 import hashlib
 import hmac
-import secrets
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 import msgspec
 
-from vdata.errors import ValidationError
+from vdata.errors import (
+    ConfigurationError,
+    DatabaseError,
+    PermissionDeniedError,
+    ValidationError,
+)
 from vdata.tokens import _MASK, _plain, _subkey
 
 if TYPE_CHECKING:
@@ -47,9 +51,7 @@ _MAX_VALUES = 255  # the shape's length is one byte
 _INVALID_CURSOR = "invalid or tampered cursor"
 _EPOCH = dt.datetime(1970, 1, 1)
 _MICRO = dt.timedelta(microseconds=1)
-# Settings.secret_key empty: one random key per process, the same for every
-# codec, so cursors made by one repository are accepted by another.
-_PROCESS_KEY = secrets.token_bytes(32)
+_MIN_SECRET_BYTES = 16
 # How many scopes (query names) a codec keeps a ready MAC state for; callers
 # passing ever new scopes still work, uncached.
 _MAX_SCOPES = 256
@@ -198,15 +200,24 @@ class CursorCodec:
     __slots__ = ("_key", "_macs")
 
     def __init__(self, secret: str | bytes) -> None:
-        if len(_plain(secret)) < 16:
-            raise ValueError("the cursor secret must be at least 16 bytes")
+        if len(_plain(secret)) < _MIN_SECRET_BYTES:
+            raise ValueError(f"the cursor secret must be at least {_MIN_SECRET_BYTES} bytes")
         self._key = _subkey(secret, _CURSOR_LABEL)
         self._macs: dict[str, _Mac] = {}
 
     @classmethod
     def from_settings(cls, settings: Settings) -> CursorCodec:
-        """Use ``settings.secret_key``, or, when empty, a random key for this process."""
-        return cls(settings.secret_key or _PROCESS_KEY)
+        """Use ``settings.secret_key``; raise ConfigurationError if it is empty.
+
+        With no secret_key, cursors are signed with the database's own key:
+        see :class:`CursorKeys`.
+        """
+        if not settings.secret_key:
+            raise ConfigurationError(
+                "no secret_key: cursors are signed with the database's key (CursorKeys)",
+                field="secret_key",
+            )
+        return _shared_codec(settings.secret_key)
 
     def __repr__(self) -> str:
         return f"CursorCodec(secret={_MASK})"
@@ -277,3 +288,62 @@ class CursorCodec:
             # encoder could do this; still the caller's cursor is unusable.
             raise ValidationError(_INVALID_CURSOR, field="cursor") from None
         return values
+
+
+_CODECS: dict[str | bytes, CursorCodec] = {}
+
+
+def _shared_codec(secret: str | bytes) -> CursorCodec:
+    # One codec per key, whichever Database asks: their MAC states are shared.
+    codec = _CODECS.get(secret)
+    if codec is None:
+        codec = CursorCodec(secret)
+        if len(_CODECS) < 64:
+            _CODECS[secret] = codec
+    return codec
+
+
+_NO_KEY = (
+    "keyset cursors need a signing key: apply vdata's migrations (0306 creates "
+    "app.signing_keys, readable by the service role after `vdata migrate "
+    "--app-role`), or set VDATA_SECRET_KEY to the same value on every instance"
+)
+
+
+class CursorKeys:
+    """The cursor codec of one Database: ``secret_key``, or the database's own key.
+
+    With ``Settings.secret_key`` set, cursors are signed with it. Without, with
+    the key migration 0306 drew inside the database (``app.signing_keys``,
+    purpose ``cursor``), read once, on the first keyset listing: every
+    instance of a service on the same database signs alike with nothing to
+    configure, and a client cannot forge a cursor without reading that table.
+    """
+
+    __slots__ = ("codec",)
+
+    def __init__(self, secret_key: str = "") -> None:
+        # None until the database's key is read (never, with a secret_key).
+        self.codec: CursorCodec | None = _shared_codec(secret_key) if secret_key else None
+
+    def __repr__(self) -> str:
+        return f"CursorKeys(loaded={self.codec is not None})"
+
+    async def load(self, read_key: Callable[[], Awaitable[object]]) -> CursorCodec:
+        """Return the codec, reading the database's key with *read_key* the first time.
+
+        Raise ConfigurationError if the database has no key or it cannot be
+        read (migrations not applied, the role lacks SELECT).
+        """
+        if self.codec is not None:
+            return self.codec
+        try:
+            key = await read_key()
+        except (DatabaseError, PermissionDeniedError) as exc:
+            # 42P01 (no such table) or 42501: configuration, not an outage.
+            raise ConfigurationError(_NO_KEY, field="secret_key", sqlstate=exc.sqlstate) from exc
+        if not isinstance(key, bytes) or len(key) < _MIN_SECRET_BYTES:
+            raise ConfigurationError(_NO_KEY, field="secret_key")
+        # Concurrent first listings may both read; they read the same key.
+        self.codec = _shared_codec(key)
+        return self.codec

@@ -66,8 +66,11 @@ async def connect(
     *areas* are a service's repositories by attribute name: ``db.<name>``
     and ``tx.<name>``. vdata's own areas (``users`` ... ``tasks``) are
     registered too unless *bundled* is False; a service's area of the same
-    name replaces the bundled one. Raise UnavailableError if the server
-    cannot be reached, ValidationError for bad settings.
+    name replaces the bundled one. *dsn* may take any form libpq reads:
+    ``host=... dbname=...``, ``postgresql://``, ``postgres://``,
+    ``postgresql+psycopg://``. Raise ConfigurationError for a missing or
+    malformed DSN or a bad setting, UnavailableError if the server cannot
+    be reached.
     """
     settings = settings or Settings.from_env()
     if dsn is not None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 __all__ = [
     "AccountLockedError",
     "AuthenticationError",
+    "ConfigurationError",
     "ConflictError",
     "DatabaseError",
     "ForeignKeyError",
@@ -150,6 +151,16 @@ class ValidationError(VdataError):
     def __init__(self, message: str = "", *, field: str | None = None, **kwargs: Any) -> None:
         super().__init__(message, **kwargs)
         self.field = field
+
+
+class ConfigurationError(ValidationError):
+    """vdata's own configuration (a setting or the DSN) is invalid; fix it, do not retry.
+
+    Raised when the settings are made or a DSN is parsed, before anything is
+    sent; never retried and never counted by the circuit breaker. ``field``
+    names the setting (``VDATA_DSN``, ``secret_key``...); the message never
+    repeats a password or a secret.
+    """
 
 
 class AuthenticationError(VdataError):

@@ -5,13 +5,15 @@ from __future__ import annotations
 __all__ = ["Settings"]
 
 import os
+import re
 import typing
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
 import msgspec
 
-from vdata.errors import ValidationError
+from vdata.dsn import parse_dsn
+from vdata.errors import ConfigurationError
 
 SslMode = Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]
 
@@ -20,6 +22,9 @@ _PositiveSeconds = Annotated[float, msgspec.Meta(gt=0)]
 _Count = Annotated[int, msgspec.Meta(ge=1)]
 
 _PREFIX = "VDATA_"
+# The shortest secret_key accepted: 16 bytes (128 bits) keys the cursor MAC
+# and the API-key pepper as strongly as their 128-bit tags need.
+MIN_SECRET_KEY_BYTES = 16
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -82,9 +87,23 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     email_token_ttl: _PositiveSeconds = 48 * 3600.0
     api_key_rotation_grace: _Seconds = 24 * 3600.0
 
-    # HMAC key for pagination cursors and API-key hashing (a pepper). Empty
-    # means: a random key per process, so cursors do not survive a restart.
+    # HMAC key for pagination cursors and API-key hashing (a pepper), at
+    # least MIN_SECRET_KEY_BYTES long. Empty means: cursors are signed with
+    # the key migration 0305 created in the database (app.signing_key), the
+    # same for every instance of a service, and API keys are hashed unpeppered.
     secret_key: str = ""
+
+    def __post_init__(self) -> None:
+        # Checked when the settings are made, so a bad DSN or a short key is
+        # reported at start-up, naming the setting, not at the first call.
+        if self.dsn is not None:
+            parse_dsn(self.dsn, setting="dsn").asyncpg_dsn(setting="dsn")
+        if self.secret_key and len(self.secret_key.encode()) < MIN_SECRET_KEY_BYTES:
+            raise ConfigurationError(
+                f"invalid setting secret_key: must be empty or at least "
+                f"{MIN_SECRET_KEY_BYTES} bytes long (got {len(self.secret_key.encode())})",
+                field="secret_key",
+            )
 
     def __repr__(self) -> str:
         # The DSN may carry a password and secret_key is a secret: show neither.
@@ -96,7 +115,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
         """Build settings from ``VDATA_*`` variables, then keyword *overrides*.
 
-        Raise ValidationError naming the variable and what it expected.
+        Raise ConfigurationError (a ValidationError) naming the variable and what it expected.
         """
         env = os.environ if env is None else env
         names = set(cls.__struct_fields__)
@@ -109,16 +128,25 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
         try:
             base = msgspec.convert(raw, cls, strict=False)
         except msgspec.ValidationError as exc:
-            raise ValidationError(_explain(exc, env_prefix=_PREFIX)) from None
+            raise _explain(exc, env_prefix=_PREFIX) from None
+        except ConfigurationError as exc:
+            # Raised by __post_init__ with the field's own name: name the
+            # variable the value came from instead.
+            if exc.field is None or exc.field not in raw:
+                raise
+            variable = f"{_PREFIX}{exc.field.upper()}"
+            message = exc.message.replace(f"setting {exc.field}:", f"setting {variable}:", 1)
+            message = message.replace(f"invalid {exc.field}:", f"invalid setting {variable}:", 1)
+            raise ConfigurationError(message, field=variable) from None
         return base.replace(**overrides) if overrides else base
 
     @classmethod
     def build(cls, **values: Any) -> Settings:
-        """Build settings from keyword arguments; raise ValidationError if any is bad."""
+        """Build settings from keyword arguments; raise ConfigurationError if any is bad."""
         try:
             return msgspec.convert(values, cls, strict=False)
         except msgspec.ValidationError as exc:
-            raise ValidationError(_explain(exc, env_prefix="")) from None
+            raise _explain(exc, env_prefix="") from None
 
     def replace(self, **changes: Any) -> Settings:
         """Return a copy with *changes* applied and validated."""
@@ -127,7 +155,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
         return Settings.build(**values)
 
 
-def _explain(exc: msgspec.ValidationError, *, env_prefix: str) -> str:
+def _explain(exc: msgspec.ValidationError, *, env_prefix: str) -> ConfigurationError:
     # msgspec says "Expected `float` >= 0, got `-1` - at `$.statement_timeout`";
     # turn the path into the name the user wrote and drop the offending
     # value, which may be a secret (a DSN with a password, the secret key).
@@ -139,10 +167,10 @@ def _explain(exc: msgspec.ValidationError, *, env_prefix: str) -> str:
         expected = "one of " + ", ".join(_choices(field))
     if field:
         name = f"{env_prefix}{field.upper()}" if env_prefix else field
-        return f"invalid setting {name}: {expected}"
+        return ConfigurationError(f"invalid setting {name}: {expected}", field=name)
     if message.startswith("Object contains unknown field"):
-        return f"unknown setting: {message.split('`')[1]}"
-    return f"invalid settings: {expected}"
+        return ConfigurationError(f"unknown setting: {message.split('`')[1]}")
+    return ConfigurationError(f"invalid settings: {expected}")
 
 
 def _choices(field: str) -> list[str]:
@@ -158,8 +186,15 @@ def _choices(field: str) -> list[str]:
     return found
 
 
+# password=... in a key=value DSN (quoted or not) or in a URI's query string.
+_PASSWORD_PARAM = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s&]*)", re.IGNORECASE)
+
+
 def _redact_dsn(dsn: str | None) -> str | None:
-    if dsn is None or "@" not in dsn:
+    if dsn is None:
+        return dsn
+    dsn = _PASSWORD_PARAM.sub(r"\1***", dsn)
+    if "@" not in dsn or "://" not in dsn:
         return dsn
     scheme, _, rest = dsn.partition("://")
     userinfo, _, hostpart = rest.rpartition("@")

@@ -16,7 +16,9 @@ from __future__ import annotations
 __all__ = [
     "check_actor",
     "check_email",
+    "check_filter",
     "check_identifier",
+    "check_instant",
     "check_seconds",
     "check_text",
     "check_username",
@@ -139,3 +141,32 @@ def check_email(value: str) -> str:
 def check_actor(value: str) -> str:
     """Return *value* if it can name the acting principal in the audit trail."""
     return check_identifier("actor", value, max_length=200)
+
+
+def check_filter(field: str, value: str | None, *, max_length: int = 200) -> str | None:
+    """Return *value* (None included) if it can be compared with stored text.
+
+    Read-only arguments get the rules of writes: a NUL byte or control
+    character, or a value longer than anything stored, is refused here,
+    naming the field, instead of reaching the server.
+    """
+    if value is None:
+        return None
+    return check_text(field, value, max_length=max_length)
+
+
+def check_instant(field: str, value: dt.datetime | None) -> dt.datetime | None:
+    """Return *value* (None included) if it is a timezone-aware datetime.
+
+    A naive datetime would be read in the server session's time zone, so the
+    same call could mean another instant on another server: it is refused.
+    """
+    if value is None:
+        return None
+    if not isinstance(value, dt.datetime):
+        raise ValidationError(f"{field} must be a datetime", field=field)
+    if value.utcoffset() is None:
+        raise ValidationError(
+            f"{field} must be timezone-aware (e.g. datetime.now(UTC)), not naive", field=field
+        )
+    return value

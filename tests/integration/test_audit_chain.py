@@ -102,13 +102,14 @@ async def test_deleted_row_is_found(vdata_db: Any, owner: asyncpg.Connection) ->
 async def test_row_inserted_in_the_middle_is_found(
     vdata_db: Any, owner: asyncpg.Connection
 ) -> None:
-    ids = await seed(vdata_db, 10)
-    forged = ids[3] + 1  # ids have gaps (the trigger draws its own)
-    assert forged not in ids
+    # Ids are consecutive: leave a gap (an id drawn and never used) to forge into.
+    ids = await seed(vdata_db, 4)
+    forged = await owner.fetchval("SELECT nextval('app.audit_log_id_seq')")
+    ids += await seed(vdata_db, 6)
+    assert forged not in ids and ids[3] < forged < ids[4]
     await owner.execute(
         """INSERT INTO app.audit_log (id, occurred_at, actor, action, entity_type, prev_hash,
                row_hash)
-           OVERRIDING SYSTEM VALUE
            SELECT $1, a.occurred_at, 'mallory', 'user.delete', 'user', a.row_hash,
                sha256('forged')
            FROM app.audit_log AS a WHERE a.id = $2""",
@@ -132,8 +133,9 @@ async def test_row_appended_with_the_trigger_bypassed_is_found(
     # A perfect forgery: linked to the last row, its hash computed as the
     # trigger would; only the chain head (written by the trigger) disagrees.
     forged = await owner.fetchval(
-        """INSERT INTO app.audit_log (actor, action, entity_type, prev_hash, row_hash)
-           SELECT 'mallory', 'user.create', 'user', a.row_hash, sha256('placeholder')
+        """INSERT INTO app.audit_log (id, actor, action, entity_type, prev_hash, row_hash)
+           SELECT nextval('app.audit_log_id_seq'), 'mallory', 'user.create', 'user',
+               a.row_hash, sha256('placeholder')
            FROM app.audit_log AS a WHERE a.id = $1
            RETURNING id""",
         ids[-1],
@@ -243,7 +245,11 @@ async def test_audit_write_rate_with_chain_on_and_off(
     await owner.execute("SET session_replication_role = DEFAULT")
     await owner.execute(
         """CREATE FUNCTION app.audit_log_unchained() RETURNS trigger LANGUAGE plpgsql AS $$
-           BEGIN NEW.row_hash := app.audit_log_row_hash(NEW); RETURN NEW; END; $$;
+           BEGIN
+               NEW.id := nextval('app.audit_log_id_seq'::regclass);
+               NEW.row_hash := app.audit_log_row_hash(NEW);
+               RETURN NEW;
+           END; $$;
            ALTER TABLE app.audit_log DISABLE TRIGGER trigger_audit_log_chain;
            ALTER TABLE app.audit_log DISABLE TRIGGER trigger_audit_log_chain_commit;
            CREATE TRIGGER trigger_audit_log_unchained BEFORE INSERT ON app.audit_log

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import hashlib
+import importlib.util
+import json
 import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
 
+from tests._fakedocker import FakeDockerEngine
 from vdata.testing import pgserver, providers
 
 pytest_plugins = ["pytester"]
@@ -323,3 +329,71 @@ def test_docker_provider_through_testcontainers(monkeypatch: pytest.MonkeyPatch)
             assert conn.execute("SHOW fsync").fetchone() == ("off",)
     finally:
         server.stop()
+
+
+@pytest.fixture
+def fake_engine() -> Iterator[FakeDockerEngine]:
+    # A short path: unix socket paths are limited to ~100 bytes.
+    folder = Path(tempfile.mkdtemp(prefix="vdata-fake-docker-"))
+    try:
+        with FakeDockerEngine(folder / "docker.sock") as engine:
+            yield engine
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_an_engine_that_cannot_pull_gives_way_with_one_warning_line(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, fake_engine: FakeDockerEngine
+) -> None:
+    if importlib.util.find_spec("testcontainers") is None:
+        pytest.skip("testcontainers is not installed (the test extra)")
+    _env(monkeypatch, DOCKER_HOST=fake_engine.host)
+    pytester.makepyfile("def test_x(vdata_server):\n    assert vdata_server.kind != 'docker'\n")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+    warned = [line for line in result.outlines if "provider failed to start" in line]
+    assert len(warned) == 1, result.outlines
+    assert "the docker provider failed to start" in warned[0]
+    assert "pull access denied" in warned[0]
+    assert "VDATA_TEST_PROVIDER=docker" in warned[0]
+    # The engine was really asked: pinged, then a pull that failed.
+    assert "GET /_ping" in fake_engine.requests
+    assert "POST /images/create" in fake_engine.requests
+
+
+def test_a_forced_docker_provider_that_cannot_pull_does_not_fall_back(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, fake_engine: FakeDockerEngine
+) -> None:
+    if importlib.util.find_spec("testcontainers") is None:
+        pytest.skip("testcontainers is not installed (the test extra)")
+    _env(monkeypatch, DOCKER_HOST=fake_engine.host, VDATA_TEST_PROVIDER="docker")
+    pytester.makepyfile("def test_x(vdata_server):\n    pass\n")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(errors=1)
+    assert not [line for line in result.outlines if "provider failed to start" in line]
+    result.stdout.fnmatch_lines(["*pull access denied*"])
+
+
+def test_an_engine_behind_a_docker_context_is_found(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, fake_engine: FakeDockerEngine
+) -> None:
+    # What Docker Desktop and rootless Docker leave: no DOCKER_HOST, a current
+    # context in config.json, its endpoint in contexts/meta/<sha256(name)>/meta.json.
+    config = tmp_path / "docker-config"
+    meta = config / "contexts" / "meta" / hashlib.sha256(b"desktop-linux").hexdigest()
+    meta.mkdir(parents=True)
+    (config / "config.json").write_text(json.dumps({"currentContext": "desktop-linux"}))
+    (meta / "meta.json").write_text(
+        json.dumps({"Name": "desktop-linux", "Endpoints": {"docker": {"Host": fake_engine.host}}})
+    )
+    monkeypatch.delenv("DOCKER_HOST", raising=False)
+    monkeypatch.delenv("DOCKER_CONTEXT", raising=False)
+    monkeypatch.setenv("DOCKER_CONFIG", str(config))
+    assert providers.docker_host() == (fake_engine.host, "Docker context desktop-linux")
+    assert providers.docker_engine()[0] is True
+    # DOCKER_CONTEXT names the context too; DOCKER_HOST wins over both.
+    (config / "config.json").write_text("{}")
+    monkeypatch.setenv("DOCKER_CONTEXT", "desktop-linux")
+    assert providers.docker_host()[0] == fake_engine.host
+    monkeypatch.setenv("DOCKER_HOST", "tcp://127.0.0.1:1")
+    assert providers.docker_host() == ("tcp://127.0.0.1:1", "DOCKER_HOST")

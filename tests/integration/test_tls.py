@@ -78,8 +78,42 @@ async def test_verify_full_refuses_an_unknown_ca(tls_server: pgserver.PgServer) 
 
 async def test_plain_text_is_rejected_by_a_tls_only_server(tls_server: pgserver.PgServer) -> None:
     settings = vdata.Settings.build(sslmode="disable", connect_timeout=2)
-    with pytest.raises(vdata.VdataError):
+    with pytest.raises(vdata.UnavailableError) as caught:
         await vdata.connect(tls_server.dsn(), settings=settings)
+    # The cause (no encryption) and the fix, not "the server rejected the role".
+    message = str(caught.value)
+    assert "not encrypted" in message and "sslmode=require" in message
+    assert "rejected vdata's database role" not in message
+
+
+@pytest.fixture(scope="module")
+def hostssl_only_server(certs: TestCerts) -> Iterator[pgserver.PgServer]:
+    """A server whose pg_hba.conf has hostssl lines only (no reject line)."""
+    try:
+        kind, bindir = pgserver.find_bindir("local")
+    except pgserver.Unavailable as exc:
+        pytest.skip(f"TLS needs PostgreSQL built with OpenSSL (system binaries): {exc}")
+    if not pgbin.supports_ssl(bindir):
+        pytest.skip(f"the PostgreSQL at {bindir} was built without OpenSSL")
+    hba = ["local all all trust", "hostssl all all 127.0.0.1/32 trust"]
+    with pgserver.start(kind, ssl=certs.server, hba=hba) as server:
+        yield server
+
+
+async def test_a_client_without_tls_is_told_to_encrypt(
+    hostssl_only_server: pgserver.PgServer,
+) -> None:
+    settings = vdata.Settings.build(sslmode="disable", connect_timeout=2)
+    with pytest.raises(vdata.UnavailableError) as caught:
+        await vdata.connect(hostssl_only_server.dsn(), settings=settings)
+    message = str(caught.value)
+    assert "without encryption" in message and "sslmode=require" in message
+    assert "rejected vdata's database role" not in message
+    assert caught.value.sqlstate == "28000"
+    # And the advice works.
+    settings = vdata.Settings.build(sslmode="require", connect_timeout=2)
+    async with await vdata.connect(hostssl_only_server.dsn(), settings=settings) as db:
+        assert await uses_tls(db)
 
 
 async def test_require_ssl_works_when_the_server_offers_tls(tls_server: pgserver.PgServer) -> None:

@@ -16,8 +16,8 @@ from asyncpg.pgproto.pgproto import UUID as PgUUID
 from hypothesis import given
 from hypothesis import strategies as st
 
-from vdata.cursors import CursorCodec, _Mac
-from vdata.errors import ValidationError
+from vdata.cursors import CursorCodec, CursorKeys, _Mac
+from vdata.errors import ConfigurationError, DatabaseError, ValidationError
 from vdata.settings import Settings
 from vdata.tokens import _subkey
 
@@ -253,12 +253,56 @@ def test_codec_refuses_short_secrets_and_unsupported_values() -> None:
         CursorCodec(CURSOR_SECRET).encode((object(),))  # type: ignore[arg-type]
 
 
-def test_codecs_from_settings_agree() -> None:
-    # An empty secret_key means one random key per process, shared by all codecs.
-    unset = Settings()
-    cursor = CursorCodec.from_settings(unset).encode((7,))
-    assert CursorCodec.from_settings(unset).decode(cursor) == (7,)
+def test_codecs_from_settings_agree_and_need_a_secret_key() -> None:
     keyed = Settings(secret_key="a configured secret key, long enough")
+    cursor = CursorCodec.from_settings(keyed).encode((7,))
+    assert CursorCodec.from_settings(keyed).decode(cursor) == (7,)
+    other = Settings(secret_key="another configured key, long enough")
     with pytest.raises(ValidationError):
-        CursorCodec.from_settings(keyed).decode(cursor)
-    assert CursorCodec.from_settings(keyed).decode(CursorCodec.from_settings(keyed).encode((7,)))
+        CursorCodec.from_settings(other).decode(cursor)
+    # No per-process random key any more: without secret_key the database's key is used.
+    with pytest.raises(ConfigurationError):
+        CursorCodec.from_settings(Settings())
+
+
+async def test_cursor_keys_read_the_database_key_once() -> None:
+    reads: list[int] = []
+    key = bytes(range(32))
+
+    async def read() -> object:
+        reads.append(1)
+        return key
+
+    keys = CursorKeys()
+    assert keys.codec is None
+    first = await keys.load(read)
+    assert await keys.load(read) is first and reads == [1]
+    # Another Database on the same database (another process) reads the same key.
+    cursor = first.encode((7, "x"), scope="q")
+    assert await CursorKeys().load(read) is not None
+    assert (await CursorKeys().load(read)).decode(cursor, scope="q") == (7, "x")
+    # A configured secret_key wins and is never read from the database.
+    keyed = CursorKeys("a configured secret key, long enough")
+    assert keyed.codec is not None
+    with pytest.raises(ValidationError):
+        keyed.codec.decode(cursor, scope="q")
+
+
+@pytest.mark.parametrize("found", [None, b"short"])
+async def test_cursor_keys_without_a_usable_key_is_a_configuration_error(found: object) -> None:
+    async def read() -> object:
+        return found
+
+    with pytest.raises(ConfigurationError) as caught:
+        await CursorKeys().load(read)
+    assert "VDATA_SECRET_KEY" in str(caught.value)
+
+
+async def test_cursor_keys_when_the_table_is_missing() -> None:
+    async def read() -> object:
+        raise DatabaseError("undefined table", sqlstate="42P01")
+
+    with pytest.raises(ConfigurationError) as caught:
+        await CursorKeys().load(read)
+    assert caught.value.sqlstate == "42P01"
+    assert "migrations" in str(caught.value)

@@ -91,3 +91,24 @@ def test_secret_values_in_a_bad_setting_are_not_echoed() -> None:
     with pytest.raises(ValidationError) as caught:
         Settings.from_env({"VDATA_DSN": "x", "VDATA_POOL_MIN_SIZE": "postgresql://u:pw@h/db"})
     assert "pw@" not in str(caught.value)
+
+
+def test_a_short_secret_key_is_refused_when_settings_are_made() -> None:
+    from vdata import ConfigurationError
+
+    with pytest.raises(ValidationError) as caught:
+        Settings.from_env(env={"VDATA_SECRET_KEY": "too-short-key"})
+    assert isinstance(caught.value, ConfigurationError)
+    assert caught.value.field == "VDATA_SECRET_KEY"
+    assert "VDATA_SECRET_KEY" in str(caught.value) and "16 bytes" in str(caught.value)
+    assert "too-short-key" not in str(caught.value)
+    for make in (
+        lambda: Settings(secret_key="too-short-key"),
+        lambda: Settings.build(secret_key="too-short-key"),
+        lambda: Settings.from_env(env={}).replace(secret_key="too-short-key"),
+    ):
+        with pytest.raises(ConfigurationError) as caught:
+            make()
+        assert caught.value.field == "secret_key"
+    assert Settings(secret_key="").secret_key == ""
+    assert Settings(secret_key="x" * 16).secret_key == "x" * 16

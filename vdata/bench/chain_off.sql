@@ -11,6 +11,8 @@ RETURNS trigger
 LANGUAGE plpgsql
 AS $$
 BEGIN
+    -- The id is the chain trigger's to draw (the column has no default).
+    NEW.id := nextval('app.audit_log_id_seq'::regclass);
     NEW.row_hash := app.audit_log_row_hash(NEW);
     RETURN NEW;
 END;

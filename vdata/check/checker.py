@@ -35,6 +35,7 @@ from vdata.check.nullable import column_nullability, result_origins
 from vdata.check.report import Column, Param, Problem, QueryReport, Report
 from vdata.check.sources import Sources, import_modules
 from vdata.check.structs import compare_struct
+from vdata.dsn import parse_dsn
 from vdata.queries import Query
 
 # A parameter named like one of these almost never means text.
@@ -65,8 +66,9 @@ async def check(dsn: str, sources: Sources | None = None) -> Report:
         where = "vdata/repositories" if sources.own else failure.split(":", 1)[0]
         report.problems.append(Problem(path=where, line=0, query="", kind="load", message=failure))
     statements = [q.sql for f in folders for q in f.queries]
-    origins = iter(await asyncio.to_thread(result_origins, dsn, statements))
-    conn = await asyncpg.connect(dsn)
+    parsed = parse_dsn(dsn)  # any form libpq reads; ConfigurationError if malformed
+    origins = iter(await asyncio.to_thread(result_origins, parsed.conninfo(), statements))
+    conn = await asyncpg.connect(parsed.asyncpg_dsn())
     try:
         text_columns = await _text_columns(conn)
         for folder in folders:

@@ -28,6 +28,7 @@ import msgspec
 from vdata.check.files import shown
 from vdata.check.samples import sample_values
 from vdata.check.sources import Sources
+from vdata.dsn import parse_dsn
 from vdata.queries import Query, load_queries
 
 #: Tables in schema ``app`` whose size grows with use; a seq scan there is a
@@ -66,7 +67,7 @@ def seed(dsn: str, *, scale: float = 1.0) -> dict[str, int]:
     """
     import psycopg
 
-    with psycopg.connect(dsn) as conn:
+    with psycopg.connect(parse_dsn(dsn).conninfo()) as conn:
         conn.execute("SELECT set_config('vdata.seed_scale', %s, true)", (str(scale),))
         conn.execute(_SEED.read_text(encoding="utf-8").encode())
         conn.commit()
@@ -197,7 +198,8 @@ def explain(
             raise KeyError(f"no query named {', '.join(missing)}")
         queries = chosen
     plans = []
-    with psycopg.connect(dsn, autocommit=True, prepare_threshold=None) as conn:
+    conninfo = parse_dsn(dsn).conninfo()  # any form libpq reads, +driver too
+    with psycopg.connect(conninfo, autocommit=True, prepare_threshold=None) as conn:
         growing = _growing_relations(conn)
         for q in queries:
             notes = [m.group(1) for m in map(_ALLOWED.match, q.doc.splitlines()) if m]

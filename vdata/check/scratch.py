@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from vdata.check.sources import Sources
+from vdata.dsn import parse_dsn
 
 if TYPE_CHECKING:
     from vdata.testing.pgserver import Kind
@@ -54,6 +55,9 @@ def database(
     sources = sources or Sources()
     given = dsn or os.environ.get("VDATA_DSN")
     if given:
+        # Read here, before any work, so a malformed DSN is reported as one
+        # (ConfigurationError naming it, no password) whichever command runs.
+        parse_dsn(given, setting="--dsn" if dsn else "VDATA_DSN")
         yield given
         return
     import psycopg

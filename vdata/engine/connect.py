@@ -9,9 +9,10 @@ from typing import Any
 
 import asyncpg
 
+from vdata.dsn import parse_dsn
 from vdata.engine.failures import translate
 from vdata.engine.pool import Connect, ConnectionPool
-from vdata.errors import UnavailableError, VdataError
+from vdata.errors import ConfigurationError, UnavailableError, VdataError
 from vdata.settings import Settings
 
 
@@ -91,9 +92,18 @@ class Connection(asyncpg.Connection):  # type: ignore[misc]
 
 
 def connector(settings: Settings) -> Connect:
-    """Return the coroutine function that opens one connection for *settings*."""
+    """Return the coroutine function that opens one connection for *settings*.
+
+    Raise ConfigurationError if there is no DSN or asyncpg cannot take it.
+    """
+    if not settings.dsn:
+        raise ConfigurationError("no DSN: pass connect(dsn) or set VDATA_DSN", field="dsn")
+    # Every DSN form libpq reads (key=value, postgres://, +driver), rewritten
+    # as the one URI shape asyncpg reads (vdata/dsn.py).
+    parsed = parse_dsn(settings.dsn)
+    dsn = parsed.asyncpg_dsn()
     kwargs: dict[str, Any] = {
-        "timeout": settings.connect_timeout,
+        "timeout": parsed.connect_timeout or settings.connect_timeout,
         # No per-statement timer: vdata's executors enforce command_timeout
         # with one watchdog (vdata/_deadline.py).
         "command_timeout": None,
@@ -102,7 +112,6 @@ def connector(settings: Settings) -> Connect:
         "ssl": ssl_argument(settings),
         "connection_class": Connection,
     }
-    dsn = settings.dsn
     check = _check_encrypted(settings) if settings.require_ssl else None
 
     async def connect() -> asyncpg.Connection:
@@ -137,7 +146,7 @@ async def create_pool(settings: Settings) -> ConnectionPool:
         ) from exc
     except Exception as exc:
         error = translate(exc)
-        if isinstance(error, UnavailableError):
+        if isinstance(error, (UnavailableError, ConfigurationError)):
             raise error from exc
         raise UnavailableError(
             f"cannot connect to PostgreSQL: {error}", sqlstate=error.sqlstate, reason=error.reason

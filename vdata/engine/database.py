@@ -16,6 +16,7 @@ from typing import Any, Generic, Self, TypeVar
 
 import asyncpg
 
+from vdata.cursors import CursorKeys
 from vdata.engine import connect as _pool
 from vdata.engine.areas import Areas, R
 from vdata.engine.breaker import CircuitBreaker
@@ -26,7 +27,7 @@ from vdata.engine.pool import ConnectionPool, pool_closed
 from vdata.engine.repository import Repository
 from vdata.engine.retry import rerun, retry_call
 from vdata.engine.transaction import IsolationLevel, Transaction, TransactionContext
-from vdata.errors import Stage, TransientError, ValidationError, VdataError
+from vdata.errors import Stage, TransientError, VdataError
 from vdata.queries import Query
 from vdata.settings import Settings
 
@@ -77,6 +78,8 @@ class Database(Generic[TxT]):
         # command_timeout, enforced by one watchdog (vdata/_deadline.py).
         self.deadlines = Deadlines(settings.command_timeout)
         self._slow = settings.slow_query_threshold
+        # Keyset cursors' codec: secret_key, or the database's key, read once.
+        self.cursor_keys = CursorKeys(settings.secret_key)
         self._closed = False
         self._close_hooks: list[Callable[[], Awaitable[None]]] = []
 
@@ -90,11 +93,9 @@ class Database(Generic[TxT]):
     ) -> Self:
         """Open the pool for *settings*; return a Database holding *areas*.
 
-        Raise ValidationError when there is no DSN, UnavailableError when
-        the server cannot be reached.
+        Raise ConfigurationError when there is no DSN or it is malformed,
+        UnavailableError when the server cannot be reached.
         """
-        if not settings.dsn:
-            raise ValidationError("no DSN: pass connect(dsn) or set VDATA_DSN", field="dsn")
         pool = await _pool.create_pool(settings)
         return cls(settings, pool, transaction_class=transaction_class, areas=areas)
 
@@ -330,4 +331,4 @@ class Database(Generic[TxT]):
 # Attribute names an area may not take: the Database's and Transaction's own.
 _RESERVED = frozenset(
     name for cls in (Database, Transaction) for name in dir(cls) if not name.startswith("_")
-) | {"areas", "settings", "breaker", "counters", "deadlines", "actor", "readonly"}
+) | {"areas", "settings", "breaker", "counters", "deadlines", "actor", "readonly", "cursor_keys"}

@@ -31,6 +31,7 @@ from typing import Any
 import asyncpg
 
 from vdata.errors import (
+    ConfigurationError,
     ConflictError,
     DatabaseError,
     ForeignKeyError,
@@ -102,9 +103,67 @@ _HINTS: dict[str, str] = {
     "57014": "statement canceled (statement_timeout or a cancel request)",
 }
 
+# asyncpg: "... target attribute requirement <SessionAttribute.standby: 'standby'>".
+_SESSION_ATTR = re.compile(r"SessionAttribute\.[\w]+: '([\w-]+)'")
+# What the hosts that answered were, by the target_session_attrs they failed.
+_OTHER_KIND = {
+    "standby": "a primary",
+    "prefer-standby": "a primary",
+    "read-only": "read-write",
+    "read-write": "read-only (a standby, or default_transaction_read_only=on)",
+    "primary": "a standby",
+}
+
+
+def _login_refused(exc: asyncpg.PostgresError) -> str:
+    """Return what a person should know about 28000 (pg_hba.conf refused the login).
+
+    The server's message repeats host, role and database (not secrets, but
+    values), so it is read for its shape only: whether a matching
+    ``hostssl`` / ``hostnossl`` line exists for an encrypted connection.
+    """
+    text = str(exc)
+    if "pg_hba.conf" not in text:
+        return "the server rejected vdata's database role"
+    plain = "no encryption" in text
+    if "rejects connection" in text:
+        if plain:
+            return (
+                "the server accepts this host only over TLS (pg_hba.conf rejects unencrypted "
+                "connections) and this connection is not encrypted: set sslmode=require "
+                "(VDATA_SSLMODE, or sslmode=require in the DSN)"
+            )
+        return (
+            "pg_hba.conf on the server rejects this host, role and database"
+            " (a reject line): ask the DBA to allow it"
+        )
+    if plain:
+        return (
+            "pg_hba.conf on the server has no line for this host, role and database "
+            "without encryption (it may allow TLS only, hostssl): set sslmode=require "
+            "(VDATA_SSLMODE, or sslmode=require in the DSN), or add a host line"
+        )
+    if "SSL encryption" in text or "GSS encryption" in text:
+        return (
+            "pg_hba.conf on the server has no line for this host, role and database "
+            "over an encrypted connection (it may allow plain text only, hostnossl): "
+            "add a hostssl line on the server, or relax sslmode"
+        )
+    return (
+        "pg_hba.conf on the server has no line for this host, role and database: "
+        "add one, or connect as another role or to another database"
+    )
+
+
 _FILE_ERRORS = (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError)
 _WORDS = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 _ARG_POSITION = re.compile(r"query argument \$(\d+)")
+
+
+def _first_words(text: str) -> str:
+    # asyncpg's configuration messages name the bad parameter first; what
+    # follows a colon may repeat the value (a DSN with its password).
+    return text.split(":", 1)[0].strip() or "invalid configuration"
 
 
 def _condition(exc: BaseException, code: str) -> str:
@@ -122,7 +181,8 @@ def _from_postgres(exc: asyncpg.PostgresError, query: str | None, stage: Stage) 
     code = str(getattr(exc, "sqlstate", None) or "")
     cls = _BY_CODE.get(code) or _BY_CLASS.get(code[:2], DatabaseError)
     constraint = getattr(exc, "constraint_name", None)
-    parts = [_HINTS.get(code) or _condition(exc, code)]
+    hint = _login_refused(exc) if code == "28000" else _HINTS.get(code)
+    parts = [hint or _condition(exc, code)]
     if constraint:
         parts.append(f"on constraint {_safe_ident(constraint)}")
     table = getattr(exc, "table_name", None)
@@ -182,6 +242,29 @@ def translate(exc: BaseException, *, query: str | None = None, stage: Stage = No
             "no reply from the server within command_timeout",
             query=query,
             reason="command_timeout",
+        )
+    if isinstance(exc, asyncpg.exceptions.TargetServerAttributeNotMatched):
+        # Every host answered, but none is of the kind target_session_attrs
+        # asks for: a wrong DSN (or a failover that left no such host), not a
+        # broken connection.
+        found = _SESSION_ATTR.search(str(exc))
+        attr = found.group(1) if found else "?"
+        other = _OTHER_KIND.get(attr, "of another kind")
+        return UnavailableError(
+            f"no host in the DSN matched target_session_attrs={attr}: every host that "
+            f"answered is {other}; list a host of that kind in the DSN, or relax "
+            "target_session_attrs (prefer-standby, any)",
+            query=query,
+            reason="no_matching_host",
+            not_sent=True,
+        )
+    if isinstance(exc, asyncpg.ClientConfigurationError):
+        # A DSN or argument asyncpg cannot use: configuration, never retried.
+        return ConfigurationError(
+            f"asyncpg refused the connection settings ({_first_words(str(exc))})",
+            query=query,
+            reason="bad_configuration",
+            not_sent=True,
         )
     if isinstance(exc, asyncpg.exceptions.InternalClientError):
         # "cannot switch to state N; another operation is in progress": the

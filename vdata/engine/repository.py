@@ -14,11 +14,12 @@ __all__ = ["Executor", "Page", "Repository", "Slice", "TransactionExecutor"]
 
 from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
+from functools import cache
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, cast
 
 import msgspec
 
-from vdata.cursors import CursorCodec
+from vdata.cursors import CursorCodec, CursorKeys
 from vdata.errors import NotFoundError, StaleVersionError, ValidationError
 from vdata.validation import check_actor
 
@@ -47,6 +48,11 @@ class Executor(Protocol):
 
     @property
     def settings(self) -> Settings: ...
+
+    @property
+    def cursor_keys(self) -> CursorKeys:
+        """The database's keyset-cursor codec: ``secret_key``, or its own key, read once."""
+        ...
 
     @property
     def in_transaction(self) -> bool:
@@ -236,7 +242,7 @@ class Repository:
         cursor is refused by another's (ValidationError).
         """
         _, limit = self.page_bounds(0, limit)
-        codec = cursor_codec(self.executor.settings)
+        codec = self.executor.cursor_keys.codec or await self._cursor_codec()
         filters.update(after(None if cursor is None else codec.decode(cursor, scope=q.name)))
         filters["page_size"] = limit + 1
         # The row past the page only says there is more: it never becomes a Struct.
@@ -249,6 +255,18 @@ class Repository:
         next_cursor = codec.encode(key(items[-1]), scope=q.name) if more else None
         return Slice(items=items, next_cursor=next_cursor)
 
+    async def _cursor_codec(self) -> CursorCodec:
+        """Return the cursor codec, reading the database's signing key the first time.
+
+        With no ``secret_key``, cursors are signed with the key migration 0306
+        drew inside the database (vdata.cursors.CursorKeys says why).
+        """
+        executor = self.executor
+        q = _signing_key_query()
+        return await executor.cursor_keys.load(
+            lambda: executor.fetchval(q, q.arguments((), {"purpose": "cursor"}))
+        )
+
 
 def _key(args: tuple[object, ...], params: dict[str, object]) -> object:
     if args:
@@ -256,13 +274,9 @@ def _key(args: tuple[object, ...], params: dict[str, object]) -> object:
     return next(iter(params.values()), None)
 
 
-_CODECS: dict[str, CursorCodec] = {}
+@cache
+def _signing_key_query() -> Query[bytes]:
+    # Loaded on first use: vdata's own sql/ (signing_keys), not a repository's.
+    from vdata.queries import load
 
-
-def cursor_codec(settings: Settings) -> CursorCodec:
-    """Return the cursor codec for *settings*' secret key (one per key)."""
-    secret = settings.secret_key
-    codec = _CODECS.get(secret)
-    if codec is None:
-        codec = _CODECS[secret] = CursorCodec.from_settings(settings)
-    return codec
+    return load().bind("signing_keys.get_signing_key", bytes)

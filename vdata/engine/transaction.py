@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     import asyncpg
     from asyncpg.transaction import Transaction as PgTransaction
 
+    from vdata.cursors import CursorKeys
     from vdata.engine.areas import Areas, R
     from vdata.engine.breaker import CircuitBreaker
     from vdata.engine.deadlines import Deadlines
@@ -44,6 +45,8 @@ class Host(Protocol):
     def counters(self) -> Counters: ...
     @property
     def breaker(self) -> CircuitBreaker: ...
+    @property
+    def cursor_keys(self) -> CursorKeys: ...
 
     async def lease(self) -> asyncpg.Connection: ...
     def give_back(self, conn: asyncpg.Connection, *, failed: bool = False) -> None: ...
@@ -88,6 +91,11 @@ class Transaction:
     def settings(self) -> Settings:
         """The settings of the database this transaction belongs to."""
         return self._db.settings
+
+    @property
+    def cursor_keys(self) -> CursorKeys:
+        """The keyset-cursor keys of the database this transaction belongs to."""
+        return self._db.cursor_keys
 
     def add_close_hook(self, hook: Callable[[], Awaitable[None]]) -> None:
         """Have the database's ``close()`` await *hook* first."""

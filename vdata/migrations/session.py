@@ -29,7 +29,6 @@ __all__ = [
 ]
 
 import hashlib
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -38,9 +37,9 @@ from urllib.parse import urlencode
 
 import psycopg
 from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict
 from yoyo.exceptions import BadMigration, MigrationConflict
 
+from vdata.dsn import parse_dsn
 from vdata.migrations.errors import MigrationError
 from vdata.migrations.files import MigrationFiles
 from vdata.migrations.sources import Source
@@ -66,12 +65,12 @@ class Held:
 
 
 def conninfo(dsn: str) -> dict[str, Any]:
-    """Return the DSN's parameters; accept postgresql://, postgres:// and +psycopg."""
-    dsn = re.sub(r"^postgres(?:ql)?\+psycopg2?://", "postgresql://", dsn.strip())
-    try:
-        params = conninfo_to_dict(dsn)
-    except psycopg.ProgrammingError as exc:
-        raise MigrationError(f"vdata migrate: the DSN cannot be parsed ({exc})") from None
+    """Return the DSN's parameters, read by vdata.dsn as connect() reads them.
+
+    Raise ConfigurationError for a malformed DSN, MigrationError if it names
+    no database.
+    """
+    params = parse_dsn(dsn).params
     if not params.get("dbname"):
         raise MigrationError("vdata migrate: the DSN names no database")
     return params

@@ -25,7 +25,7 @@ from vdata.models.audit import (
     DroppedPartition,
 )
 from vdata.queries import load
-from vdata.validation import check_identifier, json_text
+from vdata.validation import check_filter, check_identifier, check_instant, json_text
 
 _Q = load()
 
@@ -114,7 +114,9 @@ class AuditRepository(Repository):
         """Return one keyset page of events matching every given filter, newest first.
 
         The time range is ``[since, until)``. Raise ValidationError for a
-        tampered *cursor* or a *limit* outside 1..1000.
+        tampered *cursor*, a *limit* outside 1..1000, a filter holding a NUL
+        or control character or longer than the column allows, or a naive
+        datetime.
         """
         return await self.keyset_page(
             _SEARCH,
@@ -122,12 +124,12 @@ class AuditRepository(Repository):
             limit,
             _by_id,
             _after_id,
-            actor=actor,
-            entity_type=entity_type,
-            entity_id=entity_id,
-            action=action,
-            since=since,
-            until=until,
+            actor=check_filter("actor", actor),
+            entity_type=check_filter("entity_type", entity_type, max_length=63),
+            entity_id=check_filter("entity_id", entity_id),
+            action=check_filter("action", action, max_length=63),
+            since=check_instant("since", since),
+            until=check_instant("until", until),
         )
 
     async def history(
@@ -136,7 +138,10 @@ class AuditRepository(Repository):
         """Return the first *limit* events of one entity, oldest first."""
         _, limit = self.page_bounds(0, limit, max_limit=100_000)
         return await self.many(
-            _BY_ENTITY, entity_type=entity_type, entity_id=entity_id, page_size=limit
+            _BY_ENTITY,
+            entity_type=check_filter("entity_type", entity_type, max_length=63),
+            entity_id=check_filter("entity_id", entity_id),
+            page_size=limit,
         )
 
     async def activity(
@@ -150,14 +155,23 @@ class AuditRepository(Repository):
     ) -> Slice[AuditEvent]:
         """Return one keyset page of what *actor* did in ``[since, until)``, newest first."""
         return await self.keyset_page(
-            _BY_ACTOR, cursor, limit, _by_time, _after_time, actor=actor, since=since, until=until
+            _BY_ACTOR,
+            cursor,
+            limit,
+            _by_time,
+            _after_time,
+            actor=check_filter("actor", actor),
+            since=check_instant("since", since),
+            until=check_instant("until", until),
         )
 
     async def stats(
         self, *, since: dt.datetime | None = None, until: dt.datetime | None = None
     ) -> list[AuditDailyCount]:
         """Return event counts per action per UTC day in ``[since, until)``, in one query."""
-        return await self.many(_BY_DAY, since=since, until=until)
+        return await self.many(
+            _BY_DAY, since=check_instant("since", since), until=check_instant("until", until)
+        )
 
     async def export(
         self,
@@ -176,7 +190,9 @@ class AuditRepository(Repository):
         """
         if not 1 <= prefetch <= 100_000:
             raise ValueError("prefetch must be between 1 and 100000")
-        args = _EXPORT.arguments((), {"since": since, "until": until})
+        args = _EXPORT.arguments(
+            (), {"since": check_instant("since", since), "until": check_instant("until", until)}
+        )
         async with (
             self.executor.transaction() as tx,
             aclosing(tx.cursor(_EXPORT, args, prefetch=prefetch)) as rows,
@@ -203,7 +219,12 @@ class AuditRepository(Repository):
         database) must still match its row, which catches a chain re-computed
         by the owner. Never raises for a broken chain; ``ok`` says.
         """
-        report = await self.one(_VERIFY, since=since, until=until, from_id=from_id)
+        report = await self.one(
+            _VERIFY,
+            since=check_instant("since", since),
+            until=check_instant("until", until),
+            from_id=from_id,
+        )
         if not report.ok or anchor is None or anchor.last_id is None:
             return report
         stored = await self.value(_ROW_HASH, id=anchor.last_id)

@@ -20,7 +20,7 @@ from vdata.engine.repository import Page, Repository, Slice
 from vdata.errors import NotFoundError, PermissionDeniedError, StaleVersionError
 from vdata.models.projects import NewProject, Project, ProjectAccess, ProjectPatch, ProjectStats
 from vdata.queries import load
-from vdata.validation import check_identifier, check_text
+from vdata.validation import check_filter, check_identifier, check_text
 
 _Q = load()
 
@@ -104,7 +104,7 @@ class ProjectRepository(Repository):
             offset,
             limit,
             as_user=as_user,
-            search=search,
+            search=check_filter("search", search),
             owned_only=owned_only,
             archived=include_archived,
         )
@@ -131,7 +131,7 @@ class ProjectRepository(Repository):
             _by_name,
             _after_name,
             as_user=as_user,
-            search=search,
+            search=check_filter("search", search),
             owned_only=owned_only,
             archived=include_archived,
         )

@@ -140,9 +140,13 @@ class TaskRepository(Repository):
         who = self.actor(actor)
         if len(new) > MAX_BULK:
             raise ValidationError(f"at most {MAX_BULK} tasks at once", field="tasks")
+        # Rows of one batch share created_at (one transaction, one now()), so
+        # listings, ordered by (created_at, id), fall back on the id: random
+        # ids, sorted, keep the batch in the order given there too.
+        ordered_ids = sorted(uuid.uuid4() for _ in new)
         records = [
             (
-                uuid.uuid4(),
+                task_id,
                 project_id,
                 _title(n.title),
                 _description(n.description),
@@ -152,7 +156,7 @@ class TaskRepository(Repository):
                 who,
                 who,
             )
-            for n in new
+            for task_id, n in zip(ordered_ids, new, strict=True)
         ]
         if not records:
             return []

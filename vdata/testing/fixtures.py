@@ -29,8 +29,10 @@ __all__ = [
     "vdata_template_dsn",
 ]
 
+import contextlib
 import importlib
 import secrets
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -43,8 +45,7 @@ from vdata.testing.providers import (
     APP_ROLE,
     ProviderUnavailable,
     Server,
-    choose_provider,
-    start_provider,
+    start_first,
 )
 
 
@@ -68,15 +69,26 @@ def _stats(config: pytest.Config) -> Stats:
     return config.stash.setdefault(STATS, Stats())
 
 
+def _say(config: pytest.Config, line: str) -> None:
+    """Write one line to the terminal, past pytest's output capture."""
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    capture = config.pluginmanager.get_plugin("capturemanager")
+    if reporter is None:
+        print(line, file=sys.stderr)
+        return
+    with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
+        reporter.ensure_newline()
+        reporter.write_line(line, yellow=True)
+
+
 @pytest.fixture(scope="session")
 def vdata_server(request: pytest.FixtureRequest) -> Iterator[Server]:
     """The session's PostgreSQL (see the module docstring for the provider chain)."""
+    t0 = time.perf_counter()
     try:
-        choice = choose_provider()
+        server, choice = start_first(lambda line: _say(request.config, line))
     except ProviderUnavailable as exc:
         pytest.fail(f"vdata.testing: {exc}", pytrace=False)
-    t0 = time.perf_counter()
-    server = start_provider(choice)
     admin = Admin(server)
     try:
         stats = _stats(request.config)

