@@ -101,7 +101,7 @@ def test_bad_arguments_exit_2(args: list[str]) -> None:
 def test_a_dsn_that_does_not_parse_exits_2_in_one_line(name: str) -> None:
     result = vdata_cli(*COMMANDS[name], "--dsn", "not-a-dsn")
     assert result.returncode == 2, result.stderr
-    assert "the DSN cannot be parsed" in one_line_error(result, name)
+    assert "invalid --dsn/VDATA_DSN" in one_line_error(result, name)
 
 
 @pytest.mark.parametrize("name", COMMANDS)

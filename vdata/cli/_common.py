@@ -76,25 +76,19 @@ def optional_dsn(given: str | None) -> str | None:
     return None if dsn_or_env(given) is None else require_dsn(given)
 
 
+# Names the setting in a DSN error: "invalid --dsn/VDATA_DSN: ...".
+DSN_SETTING = "--dsn/VDATA_DSN"
+
+
 def parse(dsn: str) -> dict[str, str]:
-    """Return the DSN's parameters as libpq reads them (URL or ``key=value``)."""
-    from psycopg.conninfo import conninfo_to_dict
+    """Return the DSN's parameters as libpq reads them (``vdata.dsn``: URI or ``key=value``)."""
+    from vdata.dsn import parse_dsn
+    from vdata.errors import ConfigurationError
 
     try:
-        params = conninfo_to_dict(_libpq_form(dsn))
-    except Exception as exc:  # psycopg.ProgrammingError; libpq says what is wrong
-        why = redact(str(exc).strip(), dsn)
-        if _secrets(dsn) or "password" in dsn.lower():
-            # libpq quotes the piece it choked on, which may be part of the
-            # password when the string is malformed: name no piece at all.
-            why = re.sub(r'"[^"]*"', '"..."', why)
-        raise CannotRun(f"the DSN cannot be parsed: {why}") from None
-    return {k: str(v) for k, v in params.items()}
-
-
-def _libpq_form(dsn: str) -> str:
-    # SQLAlchemy-style URLs (postgresql+psycopg://) name the same server.
-    return re.sub(r"^postgres(?:ql)?\+\w+://", "postgresql://", dsn.strip())
+        return parse_dsn(dsn, setting=DSN_SETTING).params
+    except ConfigurationError as exc:  # names no password, nor a piece of one
+        raise CannotRun(redact(exc.message, dsn)) from None
 
 
 def preflight(dsn: str, *, timeout: float = 10.0) -> None:
