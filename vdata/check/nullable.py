@@ -112,7 +112,8 @@ async def _outer_joined(conn: Any, sql: str) -> set[int]:
         if side.upper() != "LEFT" or lateral or target == "(":
             return {_ALL}
         oid, relkind = await conn.fetchrow(
-            "SELECT c.oid, c.relkind FROM pg_catalog.pg_class AS c WHERE c.oid = to_regclass($1)",
+            "SELECT c.oid, c.relkind::text FROM pg_catalog.pg_class AS c"
+            " WHERE c.oid = to_regclass($1)",
             target,
         ) or (None, None)
         if oid is None or relkind == "v":
