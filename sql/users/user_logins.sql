@@ -51,7 +51,8 @@ changed AS (
         u.version,
         u.deleted_at,
         u.deleted_by,
-        host(u.last_login_ip) AS last_login_ip
+        host(u.last_login_ip) AS last_login_ip,
+        to_jsonb(t) AS before_row
 ),
 
 revoked AS (
@@ -86,17 +87,34 @@ audited_sessions AS (
     )
 )
 
-SELECT c.*
+SELECT
+    c.id,
+    c.username,
+    c.email,
+    c.full_name,
+    c.is_active,
+    c.email_verified_at,
+    c.failed_login_count,
+    c.locked_until,
+    c.last_login_at,
+    c.password_changed_at,
+    c.created_at,
+    c.created_by,
+    c.updated_at,
+    c.updated_by,
+    c.version,
+    c.deleted_at,
+    c.deleted_by,
+    c.last_login_ip
 FROM changed AS c
-INNER JOIN target AS t ON c.id = t.id
 CROSS JOIN audited_sessions AS s
 CROSS JOIN LATERAL app.audit_log_append(
     actor => :actor,
     action => 'user.password_change',
     entity_type => 'user',
     entity_id => c.id::text,
-    before => to_jsonb(t),
-    after => to_jsonb(c)
+    before => c.before_row,
+    after => (to_jsonb(c) - 'before_row')
     || jsonb_build_object('sessions_revoked', s.sessions_revoked)
 );
 
@@ -149,12 +167,30 @@ changed AS (
         u.version,
         u.deleted_at,
         u.deleted_by,
-        host(u.last_login_ip) AS last_login_ip
+        host(u.last_login_ip) AS last_login_ip,
+        to_jsonb(t) - 'next_count' AS before_row
 )
 
-SELECT c.*
+SELECT
+    c.id,
+    c.username,
+    c.email,
+    c.full_name,
+    c.is_active,
+    c.email_verified_at,
+    c.failed_login_count,
+    c.locked_until,
+    c.last_login_at,
+    c.password_changed_at,
+    c.created_at,
+    c.created_by,
+    c.updated_at,
+    c.updated_by,
+    c.version,
+    c.deleted_at,
+    c.deleted_by,
+    c.last_login_ip
 FROM changed AS c
-INNER JOIN target AS t ON c.id = t.id
 CROSS JOIN LATERAL app.audit_log_append(
     actor => c.username,
     action => CASE
@@ -163,8 +199,8 @@ CROSS JOIN LATERAL app.audit_log_append(
     END,
     entity_type => 'user',
     entity_id => c.id::text,
-    before => to_jsonb(t) - 'next_count',
-    after => to_jsonb(c),
+    before => c.before_row,
+    after => to_jsonb(c) - 'before_row',
     ip => :ip::inet
 );
 
@@ -217,19 +253,37 @@ changed AS (
         u.version,
         u.deleted_at,
         u.deleted_by,
-        host(u.last_login_ip) AS last_login_ip
+        host(u.last_login_ip) AS last_login_ip,
+        to_jsonb(t) AS before_row
 )
 
-SELECT c.*
+SELECT
+    c.id,
+    c.username,
+    c.email,
+    c.full_name,
+    c.is_active,
+    c.email_verified_at,
+    c.failed_login_count,
+    c.locked_until,
+    c.last_login_at,
+    c.password_changed_at,
+    c.created_at,
+    c.created_by,
+    c.updated_at,
+    c.updated_by,
+    c.version,
+    c.deleted_at,
+    c.deleted_by,
+    c.last_login_ip
 FROM changed AS c
-INNER JOIN target AS t ON c.id = t.id
 CROSS JOIN LATERAL app.audit_log_append(
     actor => c.username,
     action => 'user.login',
     entity_type => 'user',
     entity_id => c.id::text,
-    before => to_jsonb(t),
-    after => to_jsonb(c)
+    before => c.before_row,
+    after => (to_jsonb(c) - 'before_row')
     || jsonb_build_object('rehashed', :new_password_hash::text IS NOT NULL),
     ip => :ip::inet
 );
@@ -278,19 +332,37 @@ changed AS (
         u.version,
         u.deleted_at,
         u.deleted_by,
-        host(u.last_login_ip) AS last_login_ip
+        host(u.last_login_ip) AS last_login_ip,
+        to_jsonb(t) AS before_row
 )
 
-SELECT c.*
+SELECT
+    c.id,
+    c.username,
+    c.email,
+    c.full_name,
+    c.is_active,
+    c.email_verified_at,
+    c.failed_login_count,
+    c.locked_until,
+    c.last_login_at,
+    c.password_changed_at,
+    c.created_at,
+    c.created_by,
+    c.updated_at,
+    c.updated_by,
+    c.version,
+    c.deleted_at,
+    c.deleted_by,
+    c.last_login_ip
 FROM changed AS c
-INNER JOIN target AS t ON c.id = t.id
 CROSS JOIN LATERAL app.audit_log_append(
     actor => :actor,
     action => 'user.email_verification_issue',
     entity_type => 'user',
     entity_id => c.id::text,
-    before => to_jsonb(t),
-    after => to_jsonb(c)
+    before => c.before_row,
+    after => to_jsonb(c) - 'before_row'
 );
 
 
@@ -356,17 +428,35 @@ changed AS (
         u.version,
         u.deleted_at,
         u.deleted_by,
-        host(u.last_login_ip) AS last_login_ip
+        host(u.last_login_ip) AS last_login_ip,
+        to_jsonb(t) AS before_row
 )
 
-SELECT c.*
+SELECT
+    c.id,
+    c.username,
+    c.email,
+    c.full_name,
+    c.is_active,
+    c.email_verified_at,
+    c.failed_login_count,
+    c.locked_until,
+    c.last_login_at,
+    c.password_changed_at,
+    c.created_at,
+    c.created_by,
+    c.updated_at,
+    c.updated_by,
+    c.version,
+    c.deleted_at,
+    c.deleted_by,
+    c.last_login_ip
 FROM changed AS c
-INNER JOIN target AS t ON c.id = t.id
 CROSS JOIN LATERAL app.audit_log_append(
     actor => coalesce(:actor::text, c.username),
     action => 'user.email_verify',
     entity_type => 'user',
     entity_id => c.id::text,
-    before => to_jsonb(t),
-    after => to_jsonb(c)
+    before => c.before_row,
+    after => to_jsonb(c) - 'before_row'
 );
