@@ -4,9 +4,6 @@
 -- last_seen_at on validation is not audited: it is not a change of the
 -- session, and an audit row per request would serialise every validation on
 -- the audit chain's head row.
--- sqlfluff:templater:placeholder:actor:0
--- (For the linter only: render these parameters as literals, so that RF02 does
--- not take them for unqualified columns where a statement joins its audit call.)
 
 -- name: insert_session(user_id, token_hash, ip, user_agent, ttl_seconds, actor)^
 -- Open a session for an active, not deleted user, expiring ttl_seconds from
@@ -49,6 +46,24 @@ WITH new_session AS (
         updated_at,
         updated_by,
         version
+),
+
+audit AS (
+    INSERT INTO app.audit_log (actor, action, entity_type, entity_id, after, ip)
+    SELECT
+        :actor,
+        'session.create' AS action,
+        'session' AS entity_type,
+        n.id::text AS entity_id,
+        jsonb_build_object(
+            'id', n.id,
+            'user_id', n.user_id,
+            'ip', n.ip,
+            'user_agent', n.user_agent,
+            'expires_at', n.expires_at
+        ) AS after,
+        n.ip
+    FROM new_session AS n
 )
 
 SELECT
@@ -64,21 +79,7 @@ SELECT
     n.updated_at,
     n.updated_by,
     n.version
-FROM new_session AS n
-CROSS JOIN LATERAL app.audit_log_append(
-    actor => :actor,
-    action => 'session.create',
-    entity_type => 'session',
-    entity_id => n.id::text,
-    after => jsonb_build_object(
-        'id', n.id,
-        'user_id', n.user_id,
-        'ip', n.ip,
-        'user_agent', n.user_agent,
-        'expires_at', n.expires_at
-    ),
-    ip => n.ip
-);
+FROM new_session AS n;
 
 -- name: touch_session(token_hash)^
 -- Validate a session and record that it was seen, in one statement: return
@@ -186,6 +187,18 @@ WITH revoked AS (
         s.updated_at,
         s.updated_by,
         s.version
+),
+
+audit AS (
+    INSERT INTO app.audit_log (actor, action, entity_type, entity_id, before, after)
+    SELECT
+        :actor,
+        'session.revoke' AS action,
+        'session' AS entity_type,
+        r.id::text AS entity_id,
+        jsonb_build_object('revoked_at', NULL) AS before,
+        jsonb_build_object('revoked_at', r.revoked_at) AS after
+    FROM revoked AS r
 )
 
 SELECT
@@ -202,15 +215,6 @@ SELECT
     r.updated_by,
     r.version
 FROM revoked AS r
-CROSS JOIN
-    LATERAL app.audit_log_append(
-        actor => :actor,
-        action => 'session.revoke',
-        entity_type => 'session',
-        entity_id => r.id::text,
-        before => jsonb_build_object('revoked_at', NULL),
-        after => jsonb_build_object('revoked_at', r.revoked_at)
-    )
 UNION ALL
 SELECT
     s.id,
@@ -249,18 +253,21 @@ WITH revoked AS (
     RETURNING
         s.id,
         s.revoked_at
+),
+
+audit AS (
+    INSERT INTO app.audit_log (actor, action, entity_type, entity_id, before, after)
+    SELECT
+        :actor,
+        'session.revoke' AS action,
+        'session' AS entity_type,
+        r.id::text AS entity_id,
+        jsonb_build_object('revoked_at', NULL) AS before,
+        jsonb_build_object('revoked_at', r.revoked_at) AS after
+    FROM revoked AS r
 )
 
-SELECT count(*)
-FROM revoked AS r
-CROSS JOIN LATERAL app.audit_log_append(
-    actor => :actor,
-    action => 'session.revoke',
-    entity_type => 'session',
-    entity_id => r.id::text,
-    before => jsonb_build_object('revoked_at', NULL),
-    after => jsonb_build_object('revoked_at', r.revoked_at)
-);
+SELECT count(*) FROM revoked;
 
 -- name: delete_expired_sessions(older_than_seconds, actor)$
 -- Delete sessions that expired or were revoked more than older_than_seconds
@@ -280,16 +287,22 @@ WITH purged AS (
         s.user_id,
         s.expires_at,
         s.revoked_at
+),
+
+audit AS (
+    INSERT INTO app.audit_log (actor, action, entity_type, entity_id, before)
+    SELECT
+        :actor,
+        'session.purge' AS action,
+        'session' AS entity_type,
+        p.id::text AS entity_id,
+        jsonb_build_object(
+            'id', p.id,
+            'user_id', p.user_id,
+            'expires_at', p.expires_at,
+            'revoked_at', p.revoked_at
+        ) AS before
+    FROM purged AS p
 )
 
-SELECT count(*)
-FROM purged AS p
-CROSS JOIN LATERAL app.audit_log_append(
-    actor => :actor,
-    action => 'session.purge',
-    entity_type => 'session',
-    entity_id => p.id::text,
-    before => jsonb_build_object(
-        'id', p.id, 'user_id', p.user_id, 'expires_at', p.expires_at, 'revoked_at', p.revoked_at
-    )
-);
+SELECT count(*) FROM purged;

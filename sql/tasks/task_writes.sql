@@ -1,14 +1,10 @@
 -- Tasks, write side: every statement records its audit event in the same
--- statement (a lateral call of app.audit_log_append per changed row; the
--- bulk path, insert_task_audit_events, one INSERT of all rows in list
--- order). The visibility and write rules are described at the top of
--- tasks.sql.
--- sqlfluff:templater:placeholder:actor:0
+-- statement (a data-modifying CTE into app.audit_log). The visibility and
+-- write rules are described at the top of tasks.sql.
 -- sqlfluff:templater:placeholder:as_user:0
 -- sqlfluff:templater:placeholder:assignee_id:0
 -- (For the linter only: render these parameters as literals, so that RF02
--- does not take them for unqualified columns of a correlated subquery or of
--- a statement that joins its audit call.)
+-- does not take them for unqualified columns of a correlated subquery.)
 
 -- name: insert_task(project_id, as_user, title, description, priority, assignee_id, due_at, actor)^
 -- Create a task in a live, unarchived project that as_user owns, checked and
@@ -61,6 +57,17 @@ created AS (
         :actor AS updated_by
     FROM project AS pr
     RETURNING *
+),
+
+audit AS (
+    INSERT INTO app.audit_log (actor, action, entity_type, entity_id, after)
+    SELECT
+        :actor,
+        'task.create' AS action,
+        'task' AS entity_type,
+        c.id::text AS entity_id,
+        to_jsonb(c) AS after
+    FROM created AS c
 )
 
 SELECT
@@ -80,14 +87,7 @@ SELECT
     c.version,
     c.deleted_at,
     c.deleted_by
-FROM created AS c
-CROSS JOIN LATERAL app.audit_log_append(
-    actor => :actor,
-    action => 'task.create',
-    entity_type => 'task',
-    entity_id => c.id::text,
-    after => to_jsonb(c)
-);
+FROM created AS c;
 
 -- name: update_task(id, as_user, version, title, description, priority, set_due_at, due_at, actor)^
 -- Change the given fields (null: keep; due_at is set, even to null, only
@@ -126,6 +126,18 @@ changed AS (
     RETURNING
         t.*,
         to_jsonb(o) AS before_row
+),
+
+audit AS (
+    INSERT INTO app.audit_log (actor, action, entity_type, entity_id, before, after)
+    SELECT
+        :actor,
+        'task.update' AS action,
+        'task' AS entity_type,
+        c.id::text AS entity_id,
+        c.before_row AS before,
+        to_jsonb(c) - 'before_row' AS after
+    FROM changed AS c
 )
 
 SELECT
@@ -145,15 +157,7 @@ SELECT
     c.version,
     c.deleted_at,
     c.deleted_by
-FROM changed AS c
-CROSS JOIN LATERAL app.audit_log_append(
-    actor => :actor,
-    action => 'task.update',
-    entity_type => 'task',
-    entity_id => c.id::text,
-    before => c.before_row,
-    after => to_jsonb(c) - 'before_row'
-);
+FROM changed AS c;
 
 -- name: update_task_assignee(id, as_user, assignee_id, actor)^
 -- Assign a task (assignee_id null: unassign) in a project as_user owns to a
@@ -199,6 +203,18 @@ changed AS (
     RETURNING
         t.*,
         to_jsonb(o) AS before_row
+),
+
+audit AS (
+    INSERT INTO app.audit_log (actor, action, entity_type, entity_id, before, after)
+    SELECT
+        :actor,
+        'task.assign' AS action,
+        'task' AS entity_type,
+        c.id::text AS entity_id,
+        c.before_row AS before,
+        to_jsonb(c) - 'before_row' AS after
+    FROM changed AS c
 )
 
 SELECT
@@ -218,15 +234,7 @@ SELECT
     c.version,
     c.deleted_at,
     c.deleted_by
-FROM changed AS c
-CROSS JOIN LATERAL app.audit_log_append(
-    actor => :actor,
-    action => 'task.assign',
-    entity_type => 'task',
-    entity_id => c.id::text,
-    before => c.before_row,
-    after => to_jsonb(c) - 'before_row'
-);
+FROM changed AS c;
 
 -- name: update_task_status(id, as_user, status, version, actor)^
 -- Move a task as_user may write to status if
@@ -264,6 +272,18 @@ changed AS (
     RETURNING
         t.*,
         to_jsonb(o) AS before_row
+),
+
+audit AS (
+    INSERT INTO app.audit_log (actor, action, entity_type, entity_id, before, after)
+    SELECT
+        :actor,
+        'task.status' AS action,
+        'task' AS entity_type,
+        c.id::text AS entity_id,
+        c.before_row AS before,
+        to_jsonb(c) - 'before_row' AS after
+    FROM changed AS c
 )
 
 SELECT
@@ -283,15 +303,7 @@ SELECT
     c.version,
     c.deleted_at,
     c.deleted_by
-FROM changed AS c
-CROSS JOIN LATERAL app.audit_log_append(
-    actor => :actor,
-    action => 'task.status',
-    entity_type => 'task',
-    entity_id => c.id::text,
-    before => c.before_row,
-    after => to_jsonb(c) - 'before_row'
-);
+FROM changed AS c;
 
 -- name: soft_delete_task(id, as_user, actor)^
 -- Mark a task of a live, unarchived project that as_user owns deleted, with
@@ -325,6 +337,18 @@ changed AS (
     RETURNING
         t.*,
         to_jsonb(o) AS before_row
+),
+
+audit AS (
+    INSERT INTO app.audit_log (actor, action, entity_type, entity_id, before, after)
+    SELECT
+        :actor,
+        'task.delete' AS action,
+        'task' AS entity_type,
+        c.id::text AS entity_id,
+        c.before_row AS before,
+        to_jsonb(c) - 'before_row' AS after
+    FROM changed AS c
 )
 
 SELECT
@@ -344,15 +368,7 @@ SELECT
     c.version,
     c.deleted_at,
     c.deleted_by
-FROM changed AS c
-CROSS JOIN LATERAL app.audit_log_append(
-    actor => :actor,
-    action => 'task.delete',
-    entity_type => 'task',
-    entity_id => c.id::text,
-    before => c.before_row,
-    after => to_jsonb(c) - 'before_row'
-);
+FROM changed AS c;
 
 -- name: update_tasks_status(ids, as_user, status, actor)
 -- Move every task in ids to status, all or nothing: only when each id is a
@@ -405,6 +421,18 @@ changed AS (
     RETURNING
         t.*,
         to_jsonb(o) AS before_row
+),
+
+audit AS (
+    INSERT INTO app.audit_log (actor, action, entity_type, entity_id, before, after)
+    SELECT
+        :actor,
+        'task.status' AS action,
+        'task' AS entity_type,
+        c.id::text AS entity_id,
+        c.before_row AS before,
+        to_jsonb(c) - 'before_row' AS after
+    FROM changed AS c
 )
 
 SELECT
@@ -424,15 +452,7 @@ SELECT
     c.version,
     c.deleted_at,
     c.deleted_by
-FROM changed AS c
-CROSS JOIN LATERAL app.audit_log_append(
-    actor => :actor,
-    action => 'task.status',
-    entity_type => 'task',
-    entity_id => c.id::text,
-    before => c.before_row,
-    after => to_jsonb(c) - 'before_row'
-);
+FROM changed AS c;
 
 -- name: lock_project_for_new_tasks(project_id, as_user)$
 -- Share-lock a live, unarchived project that as_user owns for the rest of
@@ -476,7 +496,7 @@ WITH ordered AS (
 audited AS (
     INSERT INTO app.audit_log (actor, action, entity_type, entity_id, after)
     SELECT
-        :actor AS actor,
+        :actor,
         'task.create' AS action,
         'task' AS entity_type,
         o.id::text AS entity_id,
