@@ -269,36 +269,3 @@ def test_the_user_rows_view_grants_nothing_the_users_table_does_not(
     finally:
         owner.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
         owner.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
-
-
-def test_audit_log_append_writes_with_the_callers_privileges_only(
-    app: psycopg.Connection[Any], owner: psycopg.Connection[Any]
-) -> None:
-    definer, config = owner.execute(
-        "SELECT prosecdef, proconfig FROM pg_proc"
-        " WHERE oid = 'app.audit_log_append(text, text, text, text, jsonb, jsonb, inet, text)'"
-        "::regprocedure"
-    ).fetchone() or (None, None)
-    assert definer is False and config == ["search_path=pg_catalog, pg_temp"]
-    # The service role appends through it; the row is linked into the chain.
-    with app.transaction():
-        app.execute(
-            "SELECT app.audit_log_append(actor => 'ada', action => 'test.append',"
-            " entity_type => 'test', entity_id => '1', after => '{}'::jsonb)"
-        )
-        row = app.execute(
-            "SELECT actor, row_hash FROM app.audit_log WHERE action = 'test.append'"
-        ).fetchone()
-        assert row is not None and row[0] == "ada" and len(row[1]) == 32
-    # A role that may not INSERT into app.audit_log cannot append through it.
-    role = f"reader_{uuid.uuid4().hex[:8]}"
-    owner.execute(sql.SQL("CREATE ROLE {}").format(sql.Identifier(role)))
-    try:
-        owner.execute(sql.SQL("GRANT USAGE ON SCHEMA app TO {}").format(sql.Identifier(role)))
-        with owner.transaction():
-            owner.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(role)))
-            with pytest.raises(errors.InsufficientPrivilege):
-                owner.execute("SELECT app.audit_log_append('mallory', 'x.y', 'x', '1')")
-    finally:
-        owner.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
-        owner.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
