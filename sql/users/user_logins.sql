@@ -1,6 +1,8 @@
 -- User credentials: login bookkeeping, password change, email verification.
 -- Each write audits itself in the same statement (see user_writes.sql);
--- password and token hashes are never part of before/after.
+-- password and token hashes are never part of before/after. A write that
+-- must see a hash (the password it replaces, the one a login checked)
+-- checks it in its UPDATE, on the row target locked through app.user_rows.
 
 -- name: change_user_password(id, old_password_hash, new_password_hash, actor)^
 -- Replace the password of the live user id if its hash is still
@@ -9,30 +11,11 @@
 -- check_users_password_hash_argon2 -> ValidationError.
 WITH
 target AS (
-    SELECT
-        u.id,
-        u.username,
-        u.email,
-        u.full_name,
-        u.is_active,
-        u.email_verified_at,
-        u.failed_login_count,
-        u.locked_until,
-        u.last_login_at,
-        u.password_changed_at,
-        u.created_at,
-        u.created_by,
-        u.updated_at,
-        u.updated_by,
-        u.version,
-        u.deleted_at,
-        u.deleted_by,
-        host(u.last_login_ip) AS last_login_ip
-    FROM app.users AS u
+    SELECT u.*
+    FROM app.user_rows AS u
     WHERE
         u.id = :id
         AND u.deleted_at IS NULL
-        AND u.password_hash = :old_password_hash
     FOR UPDATE
 ),
 
@@ -43,7 +26,9 @@ changed AS (
         password_changed_at = now(),
         updated_by = :actor
     FROM target AS t
-    WHERE u.id = t.id
+    WHERE
+        u.id = t.id
+        AND u.password_hash = :old_password_hash
     RETURNING
         u.id,
         u.username,
@@ -157,26 +142,9 @@ FROM changed AS c;
 WITH
 target AS (
     SELECT
-        u.id,
-        u.username,
-        u.email,
-        u.full_name,
-        u.is_active,
-        u.email_verified_at,
-        u.failed_login_count,
-        u.locked_until,
-        u.last_login_at,
-        u.password_changed_at,
-        u.created_at,
-        u.created_by,
-        u.updated_at,
-        u.updated_by,
-        u.version,
-        u.deleted_at,
-        u.deleted_by,
-        CASE WHEN u.locked_until <= now() THEN 1 ELSE u.failed_login_count + 1 END AS next_count,
-        host(u.last_login_ip) AS last_login_ip
-    FROM app.users AS u
+        u.*,
+        CASE WHEN u.locked_until <= now() THEN 1 ELSE u.failed_login_count + 1 END AS next_count
+    FROM app.user_rows AS u
     WHERE
         u.id = :id
         AND u.deleted_at IS NULL
@@ -271,31 +239,12 @@ FROM changed AS c;
 -- current parameters). Audited as user.login. Return the user, or nothing.
 WITH
 target AS (
-    SELECT
-        u.id,
-        u.username,
-        u.email,
-        u.full_name,
-        u.is_active,
-        u.email_verified_at,
-        u.failed_login_count,
-        u.locked_until,
-        u.last_login_at,
-        u.password_changed_at,
-        u.created_at,
-        u.created_by,
-        u.updated_at,
-        u.updated_by,
-        u.version,
-        u.deleted_at,
-        u.deleted_by,
-        host(u.last_login_ip) AS last_login_ip
-    FROM app.users AS u
+    SELECT u.*
+    FROM app.user_rows AS u
     WHERE
         u.id = :id
         AND u.deleted_at IS NULL
         AND u.is_active
-        AND u.password_hash = :password_hash
         AND (u.locked_until IS NULL OR u.locked_until <= now())
     FOR UPDATE
 ),
@@ -310,7 +259,9 @@ changed AS (
         password_hash = coalesce(:new_password_hash::text, u.password_hash),
         updated_by = t.username
     FROM target AS t
-    WHERE u.id = t.id
+    WHERE
+        u.id = t.id
+        AND u.password_hash = :password_hash
     RETURNING
         u.id,
         u.username,
@@ -384,26 +335,8 @@ FROM changed AS c;
 -- ConflictError (a token collision: retry).
 WITH
 target AS (
-    SELECT
-        u.id,
-        u.username,
-        u.email,
-        u.full_name,
-        u.is_active,
-        u.email_verified_at,
-        u.failed_login_count,
-        u.locked_until,
-        u.last_login_at,
-        u.password_changed_at,
-        u.created_at,
-        u.created_by,
-        u.updated_at,
-        u.updated_by,
-        u.version,
-        u.deleted_at,
-        u.deleted_by,
-        host(u.last_login_ip) AS last_login_ip
-    FROM app.users AS u
+    SELECT u.*
+    FROM app.user_rows AS u
     WHERE
         u.id = :id
         AND u.deleted_at IS NULL
@@ -488,7 +421,9 @@ FROM changed AS c;
 -- name: verify_user_email(token_hash, actor)^
 -- Mark the email of the live user holding the unexpired token token_hash as
 -- verified and consume the token (single use); actor defaults to the user.
--- Return the user, or nothing (unknown, used or expired token).
+-- Return the user, or nothing (unknown, used or expired token). target reads
+-- app.users, not app.user_rows: it finds the row by the token's hash, which
+-- the view does not show.
 WITH
 target AS (
     SELECT

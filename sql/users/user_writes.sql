@@ -1,7 +1,8 @@
 -- User writes: create, update, activate/deactivate, soft delete, restore, purge.
 -- Each statement writes its audit_log row in the same statement (a
--- data-modifying CTE); before/after are to_jsonb() of CTEs that list only
--- public columns, so no password or token hash ever reaches the audit trail.
+-- data-modifying CTE); before/after are to_jsonb() of rows that hold only
+-- app.user_rows' columns (target locks the row through the view), so no
+-- password or token hash ever reaches the audit trail.
 
 -- name: insert_user(username, email, full_name, password_hash, actor)^
 -- Create a user and its user.create audit event; return the new user.
@@ -97,26 +98,8 @@ FROM created AS c;
 -- ConflictError; check_users_* -> ValidationError.
 WITH
 target AS (
-    SELECT
-        u.id,
-        u.username,
-        u.email,
-        u.full_name,
-        u.is_active,
-        u.email_verified_at,
-        u.failed_login_count,
-        u.locked_until,
-        u.last_login_at,
-        u.password_changed_at,
-        u.created_at,
-        u.created_by,
-        u.updated_at,
-        u.updated_by,
-        u.version,
-        u.deleted_at,
-        u.deleted_by,
-        host(u.last_login_ip) AS last_login_ip
-    FROM app.users AS u
+    SELECT u.*
+    FROM app.user_rows AS u
     WHERE
         u.id = :id
         AND u.deleted_at IS NULL
@@ -210,26 +193,8 @@ FROM changed AS c;
 -- or nothing. Audited as user.activate or user.deactivate.
 WITH
 target AS (
-    SELECT
-        u.id,
-        u.username,
-        u.email,
-        u.full_name,
-        u.is_active,
-        u.email_verified_at,
-        u.failed_login_count,
-        u.locked_until,
-        u.last_login_at,
-        u.password_changed_at,
-        u.created_at,
-        u.created_by,
-        u.updated_at,
-        u.updated_by,
-        u.version,
-        u.deleted_at,
-        u.deleted_by,
-        host(u.last_login_ip) AS last_login_ip
-    FROM app.users AS u
+    SELECT u.*
+    FROM app.user_rows AS u
     WHERE
         u.id = :id
         AND u.deleted_at IS NULL
@@ -313,26 +278,8 @@ FROM changed AS c;
 -- user, or nothing. Audited as user.soft_delete.
 WITH
 target AS (
-    SELECT
-        u.id,
-        u.username,
-        u.email,
-        u.full_name,
-        u.is_active,
-        u.email_verified_at,
-        u.failed_login_count,
-        u.locked_until,
-        u.last_login_at,
-        u.password_changed_at,
-        u.created_at,
-        u.created_by,
-        u.updated_at,
-        u.updated_by,
-        u.version,
-        u.deleted_at,
-        u.deleted_by,
-        host(u.last_login_ip) AS last_login_ip
-    FROM app.users AS u
+    SELECT u.*
+    FROM app.user_rows AS u
     WHERE
         u.id = :id
         AND u.deleted_at IS NULL
@@ -417,26 +364,8 @@ FROM changed AS c;
 -- soft-deleted. Audited as user.restore.
 WITH
 target AS (
-    SELECT
-        u.id,
-        u.username,
-        u.email,
-        u.full_name,
-        u.is_active,
-        u.email_verified_at,
-        u.failed_login_count,
-        u.locked_until,
-        u.last_login_at,
-        u.password_changed_at,
-        u.created_at,
-        u.created_by,
-        u.updated_at,
-        u.updated_by,
-        u.version,
-        u.deleted_at,
-        u.deleted_by,
-        host(u.last_login_ip) AS last_login_ip
-    FROM app.users AS u
+    SELECT u.*
+    FROM app.user_rows AS u
     WHERE
         u.id = :id
         AND u.deleted_at IS NOT NULL

@@ -1,59 +1,25 @@
 -- Users, read side: look-ups and listings. Writes are in user_writes.sql and
 -- user_logins.sql (one folder = one aiosql namespace, split for size).
 -- Rows map positionally onto vdata.models.users.User (column order = field
--- order). password_hash never leaves the database except through
+-- order): reads select the view app.user_rows (migration 0310), which holds
+-- exactly those columns in that order; `vdata check` compares them with the
+-- Struct. password_hash never leaves the database except through
 -- get_user_credentials_* (vdata.models.users.Credentials, for login checks).
 -- `-- noqa: PRS` on OFFSET: sqlfluff's placeholder templater renders the
 -- parameter :offset as the keyword OFFSET, which it cannot parse.
 
 -- name: get_user_by_id(id)^
 -- Return one live (not soft-deleted) user by primary key, or nothing.
-SELECT
-    u.id,
-    u.username,
-    u.email,
-    u.full_name,
-    u.is_active,
-    u.email_verified_at,
-    u.failed_login_count,
-    u.locked_until,
-    u.last_login_at,
-    u.password_changed_at,
-    u.created_at,
-    u.created_by,
-    u.updated_at,
-    u.updated_by,
-    u.version,
-    u.deleted_at,
-    u.deleted_by,
-    host(u.last_login_ip) AS last_login_ip
-FROM app.users AS u
+SELECT u.*
+FROM app.user_rows AS u
 WHERE
     u.id = :id
     AND u.deleted_at IS NULL;
 
 -- name: get_user_by_username(username)^
 -- Return one live user by exact (case-sensitive) username, or nothing.
-SELECT
-    u.id,
-    u.username,
-    u.email,
-    u.full_name,
-    u.is_active,
-    u.email_verified_at,
-    u.failed_login_count,
-    u.locked_until,
-    u.last_login_at,
-    u.password_changed_at,
-    u.created_at,
-    u.created_by,
-    u.updated_at,
-    u.updated_by,
-    u.version,
-    u.deleted_at,
-    u.deleted_by,
-    host(u.last_login_ip) AS last_login_ip
-FROM app.users AS u
+SELECT u.*
+FROM app.user_rows AS u
 WHERE
     u.username = :username
     AND u.deleted_at IS NULL;
@@ -61,26 +27,8 @@ WHERE
 -- name: get_user_by_email(email)^
 -- Return one live user by email, compared case-insensitively (uses
 -- unique_users_email_lower), or nothing.
-SELECT
-    u.id,
-    u.username,
-    u.email,
-    u.full_name,
-    u.is_active,
-    u.email_verified_at,
-    u.failed_login_count,
-    u.locked_until,
-    u.last_login_at,
-    u.password_changed_at,
-    u.created_at,
-    u.created_by,
-    u.updated_at,
-    u.updated_by,
-    u.version,
-    u.deleted_at,
-    u.deleted_by,
-    host(u.last_login_ip) AS last_login_ip
-FROM app.users AS u
+SELECT u.*
+FROM app.user_rows AS u
 WHERE
     lower(u.email) = lower(:email)
     AND u.deleted_at IS NULL;
@@ -130,26 +78,8 @@ WHERE
 -- Return one offset page of users, oldest first. Optional filters: active,
 -- verified (email), search (prefix of username or email, case-insensitive),
 -- with_deleted.
-SELECT
-    u.id,
-    u.username,
-    u.email,
-    u.full_name,
-    u.is_active,
-    u.email_verified_at,
-    u.failed_login_count,
-    u.locked_until,
-    u.last_login_at,
-    u.password_changed_at,
-    u.created_at,
-    u.created_by,
-    u.updated_at,
-    u.updated_by,
-    u.version,
-    u.deleted_at,
-    u.deleted_by,
-    host(u.last_login_ip) AS last_login_ip
-FROM app.users AS u
+SELECT u.*
+FROM app.user_rows AS u
 WHERE
     (:with_deleted::boolean OR u.deleted_at IS NULL)
     AND (:active::boolean IS NULL OR u.is_active = :active::boolean)
@@ -166,26 +96,8 @@ OFFSET :offset; -- noqa: PRS
 -- name: list_users_by_username(active, verified, search, with_deleted, offset, page_size)
 -- Return one offset page of users in username order; filters as
 -- list_users_by_created_at.
-SELECT
-    u.id,
-    u.username,
-    u.email,
-    u.full_name,
-    u.is_active,
-    u.email_verified_at,
-    u.failed_login_count,
-    u.locked_until,
-    u.last_login_at,
-    u.password_changed_at,
-    u.created_at,
-    u.created_by,
-    u.updated_at,
-    u.updated_by,
-    u.version,
-    u.deleted_at,
-    u.deleted_by,
-    host(u.last_login_ip) AS last_login_ip
-FROM app.users AS u
+SELECT u.*
+FROM app.user_rows AS u
 WHERE
     (:with_deleted::boolean OR u.deleted_at IS NULL)
     AND (:active::boolean IS NULL OR u.is_active = :active::boolean)
@@ -221,26 +133,8 @@ WHERE
 -- Return up to page_size users after the keyset position (created_at, id),
 -- oldest first; a null position starts at the beginning. Filters as
 -- list_users_by_created_at.
-SELECT
-    u.id,
-    u.username,
-    u.email,
-    u.full_name,
-    u.is_active,
-    u.email_verified_at,
-    u.failed_login_count,
-    u.locked_until,
-    u.last_login_at,
-    u.password_changed_at,
-    u.created_at,
-    u.created_by,
-    u.updated_at,
-    u.updated_by,
-    u.version,
-    u.deleted_at,
-    u.deleted_by,
-    host(u.last_login_ip) AS last_login_ip
-FROM app.users AS u
+SELECT u.*
+FROM app.user_rows AS u
 WHERE
     (:with_deleted::boolean OR u.deleted_at IS NULL)
     AND (:active::boolean IS NULL OR u.is_active = :active::boolean)

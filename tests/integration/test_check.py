@@ -190,6 +190,76 @@ async def test_an_outer_join_makes_a_not_null_column_nullable(
     assert "outer join" in p.message and "-- not-null: id, username" in p.message
 
 
+async def test_a_column_read_through_a_view_is_as_not_null_as_its_table_column(
+    tmp_path: Path, vdata_dsn: str
+) -> None:
+    # PostgreSQL reports the view's oid for these columns, and a view column is
+    # never marked NOT NULL: the check follows app.user_rows to app.users.
+    text = """
+    -- name: get_user(user_id)^
+    -- Return one user by id, through the projection view.
+    SELECT
+        u.id,
+        u.username,
+        u.email_verified_at
+    FROM app.user_rows AS u
+    WHERE u.id = :user_id;
+    """
+    report = await _check(tmp_path, vdata_dsn, text)
+    assert report.problems == []
+    (q,) = report.queries
+    assert [c.origin for c in q.columns] == [
+        "app.users.id",
+        "app.users.username",
+        "app.users.email_verified_at",
+    ]
+    report = await _check(tmp_path / "b", vdata_dsn, text, {"get_user": UserRowRequired})
+    (p,) = _only(report, "nullability")
+    assert "email_verified_at: app.users.email_verified_at is nullable" in p.message
+
+
+async def test_a_view_with_an_outer_join_or_outer_joined_is_nullable(
+    tmp_path: Path, vdata_dsn: str
+) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(vdata_dsn)
+    try:
+        await conn.execute(
+            "CREATE VIEW app.user_pairs AS SELECT v.id, v.username, u.email_verified_at"
+            " FROM app.users AS u LEFT JOIN app.users AS v ON v.id = u.id"
+        )
+    finally:
+        await conn.close()
+    inside = """
+    -- name: get_user(user_id)^
+    -- Return a user and, maybe, another one, from a view that outer-joins.
+    SELECT
+        p.id,
+        p.username,
+        p.email_verified_at
+    FROM app.user_pairs AS p
+    WHERE p.id = :user_id;
+    """
+    report = await _check(tmp_path, vdata_dsn, inside)
+    (p,) = _only(report, "nullability")
+    assert "-- not-null: id, username" in p.message
+    outside = """
+    -- name: get_user(user_id)^
+    -- Return a user and, maybe, its row in the view.
+    SELECT
+        v.id,
+        v.username,
+        u.email_verified_at
+    FROM app.users AS u
+    LEFT JOIN app.user_rows AS v ON v.id = u.id
+    WHERE u.id = :user_id;
+    """
+    report = await _check(tmp_path / "b", vdata_dsn, outside)
+    (p,) = _only(report, "nullability")
+    assert "-- not-null: id, username" in p.message
+
+
 async def test_an_expression_is_nullable_unless_marked(tmp_path: Path, vdata_dsn: str) -> None:
     text = """
     -- name: get_login(user_id)^

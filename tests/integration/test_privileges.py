@@ -230,3 +230,42 @@ def test_grants_are_idempotent_and_repair_excess(owner: psycopg.Connection[Any])
         " has_table_privilege('vdata_app', 'app.users', 'DELETE')"
     ).fetchone()
     assert rows == (False, False, False, True)
+
+
+def test_the_user_rows_view_grants_nothing_the_users_table_does_not(
+    app: psycopg.Connection[Any], owner: psycopg.Connection[Any]
+) -> None:
+    # The service role reads and locks through the view (its writes do) ...
+    with app.transaction():
+        app.execute(
+            "INSERT INTO app.users (username, email, password_hash, created_by)"
+            " VALUES ('ada', 'ada@example.org', %s, 'admin')",
+            (HASH,),
+        )
+        row = app.execute(
+            "SELECT u.* FROM app.user_rows AS u WHERE u.username = 'ada' FOR UPDATE"
+        ).fetchone()
+        assert row is not None and HASH not in [str(v) for v in row]
+        columns = [c.name for c in app.execute("SELECT * FROM app.user_rows LIMIT 0").description]
+        assert "password_hash" not in columns
+        assert "email_verification_token_hash" not in columns
+    # ... but never inserts or deletes through it.
+    for statement in (
+        "INSERT INTO app.user_rows (username, email) VALUES ('eve', 'eve@example.org')",
+        "DELETE FROM app.user_rows",
+    ):
+        with pytest.raises(errors.InsufficientPrivilege):
+            app.execute(statement)
+    # A role with no privilege on app.users gets nothing through the view
+    # (security_invoker: the view checks the reader's privileges, not its owner's).
+    role = f"nobody_{uuid.uuid4().hex[:8]}"
+    owner.execute(sql.SQL("CREATE ROLE {}").format(sql.Identifier(role)))
+    try:
+        owner.execute(sql.SQL("GRANT USAGE ON SCHEMA app TO {}").format(sql.Identifier(role)))
+        with owner.transaction():
+            owner.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(role)))
+            with pytest.raises(errors.InsufficientPrivilege):
+                owner.execute("SELECT count(*) FROM app.user_rows")
+    finally:
+        owner.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
+        owner.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))

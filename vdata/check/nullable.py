@@ -38,20 +38,71 @@ def not_null_marks(doc: str | typing.Sequence[str]) -> set[str]:
 
 
 def result_origins(dsn: str, statements: list[str]) -> list[list[tuple[int, int]] | None]:
-    """Return each statement's (table oid, column number) per result column, via libpq."""
+    """Return each statement's (table oid, column number) per result column, via libpq.
+
+    A column read through a view is followed to the table column behind it
+    (see ``_through_views``), so that ``SELECT v.* FROM app.user_rows AS v``
+    is as NOT NULL as the columns of ``app.users`` it shows.
+    """
     import psycopg
 
     out: list[list[tuple[int, int]] | None] = []
     with psycopg.connect(dsn, autocommit=True) as conn:
-        pg = conn.pgconn
         for sql in statements:
-            prepared = pg.prepare(b"", sql.encode())
-            if prepared.status != psycopg.pq.ExecStatus.COMMAND_OK:
-                out.append(None)  # asyncpg's prepare reports the error
-                continue
-            d = pg.describe_prepared(b"")
-            out.append([(d.ftable(i), d.ftablecol(i)) for i in range(d.nfields)])
-    return out
+            out.append(_describe(conn, sql))
+        views: dict[int, list[tuple[int, int]] | None] = {}
+        return [
+            None if cols is None else [_through_views(conn, o, views) for o in cols] for cols in out
+        ]
+
+
+def _describe(conn: Any, sql: str) -> list[tuple[int, int]] | None:
+    """Return (table oid, column number) per result column of *sql*, or None if it fails."""
+    import psycopg
+
+    pg = conn.pgconn
+    prepared = pg.prepare(b"", sql.encode())
+    if prepared.status != psycopg.pq.ExecStatus.COMMAND_OK:
+        return None  # asyncpg's prepare reports the error
+    d = pg.describe_prepared(b"")
+    return [(d.ftable(i), d.ftablecol(i)) for i in range(d.nfields)]
+
+
+def _through_views(
+    conn: Any,
+    origin: tuple[int, int],
+    views: dict[int, list[tuple[int, int]] | None],
+    depth: int = 0,
+) -> tuple[int, int]:
+    """Follow a column of a view to the table column it shows; (0, 0) if it is not one.
+
+    PostgreSQL reports a view's own oid for its columns, and a view column is
+    never marked NOT NULL. The view's defining query, described the same way,
+    tells which table column each view column is. A view with an outer join
+    maps no column (an outer join can fill any of them with NULL).
+    """
+    oid, column = origin
+    if not oid:
+        return origin
+    if oid not in views:
+        row = conn.execute(
+            "SELECT CASE WHEN c.relkind = 'v' THEN pg_catalog.pg_get_viewdef(c.oid) END"
+            " FROM pg_catalog.pg_class AS c WHERE c.oid = %s",
+            (oid,),
+        ).fetchone()
+        definition = row[0] if row else None
+        if definition is None:
+            views[oid] = None  # a table: its columns stand for themselves
+        elif _OUTER_JOIN.search(definition):
+            views[oid] = []
+        else:
+            views[oid] = _describe(conn, definition) or []
+    mapped = views[oid]
+    if mapped is None:
+        return origin
+    if depth > 8 or not 0 < column <= len(mapped):
+        return (0, 0)
+    return _through_views(conn, mapped[column - 1], views, depth + 1)
 
 
 async def _outer_joined(conn: Any, sql: str) -> set[int]:
@@ -60,9 +111,13 @@ async def _outer_joined(conn: Any, sql: str) -> set[int]:
     for side, lateral, target in _OUTER_JOIN.findall(strip_hidden(sql)):
         if side.upper() != "LEFT" or lateral or target == "(":
             return {_ALL}
-        oid = await conn.fetchval("SELECT to_regclass($1)::oid", target)
-        if oid is None:
-            return {_ALL}
+        oid, relkind = await conn.fetchrow(
+            "SELECT c.oid, c.relkind::text FROM pg_catalog.pg_class AS c"
+            " WHERE c.oid = to_regclass($1)",
+            target,
+        ) or (None, None)
+        if oid is None or relkind == "v":
+            return {_ALL}  # unknown, or a view: its columns stand for other tables'
         oids.add(int(oid))
     return oids
 
