@@ -19,12 +19,11 @@ from collections.abc import AsyncIterator
 from typing import Annotated
 
 import msgspec
+import vdata
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
-
-import vdata
 
 from invoices.models import NewInvoice
 from invoices.repositories import AREAS, Invoices
@@ -51,7 +50,10 @@ _STATUS: tuple[tuple[type[vdata.VdataError], int], ...] = (
 
 def _json(body: object, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     return Response(
-        msgspec.json.encode(body), status_code=status, media_type="application/json", headers=headers
+        msgspec.json.encode(body),
+        status_code=status,
+        media_type="application/json",
+        headers=headers,
     )
 
 
@@ -118,7 +120,9 @@ class Service:
         return _json(report, 200 if report.ok else 503)
 
 
-def create_app(db: vdata.Database | None = None, settings: vdata.Settings | None = None) -> Starlette:
+def create_app(
+    db: vdata.Database | None = None, settings: vdata.Settings | None = None
+) -> Starlette:
     """Return the ASGI app: on *db* if given, else on a Database opened at start-up."""
     service = Service(db, settings)
     return Starlette(

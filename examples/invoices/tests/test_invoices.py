@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
 import vdata
+
 from invoices.models import NewInvoice
 from invoices.repositories import Invoices
 
