@@ -26,6 +26,7 @@ def test_the_walk_through_builds_a_whole_service() -> None:
         "invoices/sql/invoices/invoices.sql",
         "invoices/migrations/0001.create-invoices.sql",
         "invoices/migrations/0001.create-invoices.rollback.sql",
+        "tests/conftest.py",
         "tests/test_invoices.py",
     ):
         assert needed in blocks, f"docs/extending.md gives no {needed}"

@@ -1,13 +1,16 @@
 """A small HTTP front end (Starlette): each request goes through vdata.
 
     GET   /invoices/{id}        200 the invoice | 404
+    GET   /customers/{customer}/invoices?cursor=&limit=
+                                200 {"items": [...], "next_cursor": ...} | 422 bad cursor
     POST  /invoices             201 the new invoice | 409 number taken | 422 bad body
     PATCH /invoices/{id}/total  200 the invoice | 404 | 409 stale version | 422
     GET   /health               200 | 503, vdata's health report
 
 Errors are JSON ``{"error": <vdata class>, "message": ...}``: a vdata
 message never holds a secret, so it can be shown. 503 (the database is
-unavailable: breaker open, retries exhausted) carries ``Retry-After``.
+unavailable: breaker open, retries exhausted) carries ``Retry-After``; 500
+is the service's own fault (ConfigurationError: e.g. no cursor signing key).
 Run it with ``VDATA_DSN=... uvicorn invoices.web:app``.
 """
 
@@ -38,6 +41,7 @@ class TotalChange(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 # The first class that matches decides the status.
 _STATUS: tuple[tuple[type[vdata.VdataError], int], ...] = (
+    (vdata.ConfigurationError, 500),  # a ValidationError, but not the client's
     (vdata.NotFoundError, 404),
     (vdata.StaleVersionError, 409),
     (vdata.ConflictError, 409),
@@ -99,6 +103,18 @@ class Service:
         invoice = await self.db.area(Invoices).get(request.path_params["invoice_id"])
         return _json(invoice)
 
+    async def list_invoices(self, request: Request) -> Response:
+        try:
+            limit = int(request.query_params.get("limit", "50"))
+        except ValueError:
+            raise vdata.ValidationError("limit must be an integer", field="limit") from None
+        page = await self.db.area(Invoices).list_by_customer(
+            request.path_params["customer"],
+            cursor=request.query_params.get("cursor"),
+            limit=limit,
+        )
+        return _json(page)
+
     async def create_invoice(self, request: Request) -> Response:
         new = msgspec.json.decode(await request.body(), type=NewInvoice)
         actor = request.headers.get("x-actor", "web")
@@ -128,6 +144,7 @@ def create_app(
     return Starlette(
         routes=[
             Route("/invoices/{invoice_id:int}", service.get_invoice, methods=["GET"]),
+            Route("/customers/{customer}/invoices", service.list_invoices, methods=["GET"]),
             Route("/invoices", service.create_invoice, methods=["POST"]),
             Route("/invoices/{invoice_id:int}/total", service.set_total, methods=["PATCH"]),
             Route("/health", service.health, methods=["GET"]),

@@ -9,6 +9,7 @@ import pytest
 import pytest_asyncio
 import vdata
 
+from invoices.repositories import AREAS
 from invoices.web import create_app
 
 
@@ -87,3 +88,36 @@ async def test_unavailable_database_is_503_with_retry_after(vdata_db: vdata.Data
     assert got.status_code == 503
     assert got.json()["error"] == "UnavailableError"
     assert int(got.headers["retry-after"]) >= 1
+
+
+async def test_pages_follow_signed_cursors_and_a_tampered_one_is_422(
+    client: httpx.AsyncClient,
+) -> None:
+    for i in range(3):
+        invoice = {"number": f"C-{i}", "customer": "paged", "total_cents": i}
+        assert (await client.post("/invoices", json=invoice)).status_code == 201
+    first = (await client.get("/customers/paged/invoices?limit=2")).json()
+    assert [i["number"] for i in first["items"]] == ["C-0", "C-1"]
+    cursor = first["next_cursor"]
+    rest = (await client.get("/customers/paged/invoices", params={"cursor": cursor})).json()
+    assert ([i["number"] for i in rest["items"]], rest["next_cursor"]) == (["C-2"], None)
+    forged = cursor[:-2] + ("AA" if not cursor.endswith("AA") else "BB")
+    got = await client.get("/customers/paged/invoices", params={"cursor": forged})
+    assert (got.status_code, got.json()["error"]) == (422, "ValidationError")
+    got = await client.get("/customers/paged/invoices?limit=x")
+    assert got.status_code == 422
+
+
+async def test_no_cursor_key_is_the_service_s_fault_500(vdata_app_dsn: str) -> None:
+    # No secret_key and no bundled signing key in the database.
+    db = await vdata.connect(
+        vdata_app_dsn, settings=vdata.Settings.build(), areas=AREAS, bundled=False
+    )
+    try:
+        transport = httpx.ASGITransport(app=create_app(db))
+        async with httpx.AsyncClient(transport=transport, base_url="http://i") as client:
+            got = await client.get("/customers/anyone/invoices")
+    finally:
+        await db.close()
+    assert (got.status_code, got.json()["error"]) == (500, "ConfigurationError")
+    assert "VDATA_SECRET_KEY" in got.json()["message"]
