@@ -80,6 +80,18 @@ def service() -> Iterator[Path]:
         shutil.rmtree(root, ignore_errors=True)
 
 
+PROBE = """\
+import vdata
+from invoices.repositories import Invoices
+
+
+async def probe(db: vdata.Database) -> None:
+    wrong: str = await db.area(Invoices).get(1)
+    async with db.transaction(actor="ops") as tx:
+        page: int = await tx.area(Invoices).list_by_customer("acme")
+"""
+
+
 def _env(**extra: str) -> dict[str, str]:
     # Nothing of this test run leaks in: no VDATA_*, no PYTEST_*, no PYTHONPATH.
     keep = {
@@ -160,6 +172,15 @@ def test_a_service_built_from_the_page_alone(
     assert " passed" in out and "failed" not in out and "error" not in out.lower()
     code, out = _run(service, python, "-m", "mypy", "--cache-dir", service / ".mypy_cache")
     assert code == 0, out
+    # Typed, not Any: mypy sees an Invoice from db.area() and a Slice from tx.area().
+    (service / "probe_types.py").write_text(PROBE, encoding="utf-8")
+    code, out = _run(
+        service, python, "-m", "mypy", "--cache-dir", service / ".mypy_cache", "probe_types.py"
+    )
+    assert code == 1, out
+    assert 'expression has type "Invoice", variable has type "str"' in out, out
+    assert 'expression has type "Slice[Invoice]", variable has type "int"' in out, out
+    (service / "probe_types.py").unlink()
 
     # vdata check passes on its SQL with its Structs...
     check = (
