@@ -37,8 +37,18 @@ def wheel_bin() -> Iterator[Path]:
     root = Path(tempfile.mkdtemp(prefix="vdata-wheel-"))
     try:
         for cmd in (
-            [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", root / "w", REPOSITORY],
-            [sys.executable, "-m", "venv", root / "venv"],
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "wheel",
+                "--no-deps",
+                "-q",
+                "-w",
+                str(root / "w"),
+                str(REPOSITORY),
+            ],
+            [sys.executable, "-m", "venv", str(root / "venv")],
         ):
             subprocess.run(cmd, cwd=root, check=True, capture_output=True, timeout=300)
         (own_site,) = (root / "venv" / "lib").glob("python3*/site-packages")
