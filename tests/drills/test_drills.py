@@ -11,6 +11,7 @@ import random
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Literal
 
 import asyncpg
 import pytest
@@ -239,7 +240,10 @@ async def own_dsns(own_server: pgserver.PgServer) -> tuple[str, str]:
 
 @pytest.mark.parametrize("mode", ["fast", "immediate"])
 async def test_server_stopped_mid_load(
-    own_server: pgserver.PgServer, own_dsns: tuple[str, str], mode: str, figure: Figure
+    own_server: pgserver.PgServer,
+    own_dsns: tuple[str, str],
+    mode: Literal["fast", "immediate"],
+    figure: Figure,
 ) -> None:
     owner_dsn, app_dsn = own_dsns
     settings = vdata.Settings.build(

@@ -8,10 +8,11 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from hypothesis import HealthCheck, settings
 
-_COMMON = {
+_COMMON: dict[str, Any] = {
     "deadline": None,  # each input is a round trip to a real server
     "derandomize": False,
     "database": None,  # no .hypothesis folder left in the tree

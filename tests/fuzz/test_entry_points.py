@@ -97,6 +97,10 @@ def as_token(raw: bytes, how: int) -> str:
 # -- the harness ----------------------------------------------------------------
 
 
+async def _awaited(fn: Callable[[], Awaitable[Any]]) -> Any:
+    return await fn()
+
+
 class Harness:
     """A Database on its own event loop, a user and a project, and outcome counts."""
 
@@ -130,7 +134,7 @@ class Harness:
     def call(self, name: str, fn: Callable[[], Awaitable[Any]]) -> Any:
         """Run one entry point; return its result, or None after a vdata error."""
         try:
-            result = self.runner.run(fn())
+            result: Any = self.runner.run(_awaited(fn))
         except vdata.VdataError as error:
             self.outcomes[f"{type(error).__name__}"] += 1
             return None

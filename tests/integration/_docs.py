@@ -26,3 +26,22 @@ async def run_blocks(page: str, namespace: dict[str, Any]) -> None:
         result = eval(code, namespace)  # noqa: S307 - our own documentation
         if result is not None:
             await result
+
+
+_MARKED = re.compile(
+    r"^<!-- (file|later): (\S+) -->\n```[a-z]*\n(.*?)^```$", re.MULTILINE | re.DOTALL
+)
+
+
+def file_blocks(page: str, marker: str = "file") -> dict[str, str]:
+    """Return the fenced blocks of docs/<page> preceded by ``<!-- marker: PATH -->``, by PATH.
+
+    ``file`` marks the files a page builds; ``later`` those a later step adds.
+    """
+    text = (DOCS / page).read_text(encoding="utf-8")
+    blocks: dict[str, str] = {}
+    for kind, path, body in _MARKED.findall(text):
+        if kind == marker:
+            assert path not in blocks, f"{page}: {path} is given twice"
+            blocks[path] = body
+    return blocks

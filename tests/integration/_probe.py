@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 
@@ -12,7 +13,7 @@ _TESTS = Path(__file__).resolve().parent.parent
 QUERIES = load(_TESTS / "sql")
 
 
-def q(name: str) -> Query:
+def q(name: str) -> Query[Any]:
     """Return the probe query *name*."""
     return QUERIES[f"probe.{name}"]
 

@@ -140,16 +140,17 @@ def test_the_chart_shows_spread_machine_and_no_baseline_bar(
         "matplotlib", reason="the chart needs the bench extra: pip install 'vdata-pg[bench]'"
     )
     import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     drawn: list[Any] = []
-    real_savefig = plt.Figure.savefig
+    real_savefig = Figure.savefig
 
     def keep(fig: Any, *args: Any, **kwargs: Any) -> None:
         drawn.append(fig)
         real_savefig(fig, *args, **kwargs)
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(plt.Figure, "savefig", keep)
+        mp.setattr(Figure, "savefig", keep)
         mp.setattr(plt, "close", lambda fig: None)
         _text, paths, no_chart = report.write_all(tiny_results, tmp_path / "out")
     assert no_chart is None and paths["png"].read_bytes().startswith(b"\x89PNG")

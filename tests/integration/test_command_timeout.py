@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 import pytest
 
@@ -36,7 +36,7 @@ async def db(vdata_dsn: str, vdata_app_dsn: str) -> AsyncIterator[vdata.Database
         yield database
 
 
-def sleep_args(seconds: float) -> tuple[object, ...]:
+def sleep_args(seconds: float) -> Sequence[object]:
     return q("sleep").arguments((), {"seconds": seconds})
 
 

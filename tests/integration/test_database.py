@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import asyncpg
@@ -24,7 +24,7 @@ async def db(app_dsn: str) -> AsyncIterator[vdata.Database]:
         yield database
 
 
-def args(name: str, **values: object) -> tuple[object, ...]:
+def args(name: str, **values: object) -> Sequence[object]:
     """Return the positional arguments of probe query *name* (in the SQL's order)."""
     return q(name).arguments((), values)
 
@@ -215,13 +215,14 @@ async def test_close_terminates_calls_that_outlive_the_timeout(app_dsn: str) -> 
 async def _backends(owner_dsn: str, application_name: str) -> list[asyncpg.Record]:
     conn = await asyncpg.connect(owner_dsn)
     try:
-        return await conn.fetch(
+        rows: list[asyncpg.Record] = await conn.fetch(
             "SELECT pid, state, query, wait_event FROM pg_stat_activity"
             " WHERE application_name = $1",
             application_name,
         )
     finally:
         await conn.close()
+    return rows
 
 
 async def test_cancelled_calls_leave_the_pool_whole(vdata_dsn: str, app_dsn: str) -> None:

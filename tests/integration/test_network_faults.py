@@ -34,7 +34,7 @@ GUARD = 15.0  # a hang fails the test instead of stalling the run
 
 # A write that is still running on the server when the network fails: it
 # sleeps first, then inserts and commits (autocommit) exactly once.
-SLOW_INSERT = Query(
+SLOW_INSERT: Query[Any] = Query(
     name="faults.insert_note_after_sleep",
     sql="INSERT INTO probe.notes (body) SELECT $1 FROM pg_sleep($2::float8) RETURNING id, body",
     params=("body", "seconds"),

@@ -54,7 +54,7 @@ CLIENT_POOL = 8  # vdata's pool_max_size: client connections to PgBouncer
 WORKERS = 8
 
 
-def probe(name: str, sql: str) -> Query:
+def probe(name: str, sql: str) -> Query[Any]:
     """A test-only named query returning one value."""
     return Query(
         name=f"pgbouncer.{name}",

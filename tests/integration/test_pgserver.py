@@ -8,6 +8,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 from collections.abc import Iterator
@@ -165,14 +166,14 @@ def test_a_taken_port_is_retried(monkeypatch: pytest.MonkeyPatch) -> None:
 def made_dirs(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
     """The folders ``pgserver.start`` creates during the test (others may run concurrently)."""
     made: list[Path] = []
-    real = pgserver.tempfile.mkdtemp
+    real = tempfile.mkdtemp
 
     def mkdtemp(*args: object, **kwargs: object) -> str:
-        path = real(*args, **kwargs)  # type: ignore[call-overload]
+        path = real(*args, **kwargs)  # type: ignore[call-overload,unused-ignore]
         made.append(Path(path))
         return str(path)
 
-    monkeypatch.setattr(pgserver.tempfile, "mkdtemp", mkdtemp)
+    monkeypatch.setattr(tempfile, "mkdtemp", mkdtemp)
     return made
 
 

@@ -9,7 +9,7 @@ connections that die while others wait for them.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 import asyncpg
 import pytest
@@ -29,7 +29,7 @@ async def db(app_dsn: str) -> AsyncIterator[vdata.Database]:
         yield database
 
 
-def sleep_args(seconds: float) -> tuple[object, ...]:
+def sleep_args(seconds: float) -> Sequence[object]:
     return q("sleep").arguments((), {"seconds": seconds})
 
 

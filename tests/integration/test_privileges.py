@@ -246,7 +246,9 @@ def test_the_user_rows_view_grants_nothing_the_users_table_does_not(
             "SELECT u.* FROM app.user_rows AS u WHERE u.username = 'ada' FOR UPDATE"
         ).fetchone()
         assert row is not None and HASH not in [str(v) for v in row]
-        columns = [c.name for c in app.execute("SELECT * FROM app.user_rows LIMIT 0").description]
+        description = app.execute("SELECT * FROM app.user_rows LIMIT 0").description
+        assert description is not None
+        columns = [c.name for c in description]
         assert "password_hash" not in columns
         assert "email_verification_token_hash" not in columns
     # ... but never inserts or deletes through it.

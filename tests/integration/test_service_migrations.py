@@ -6,6 +6,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import quote
 
@@ -70,7 +71,7 @@ def regclass(dsn: str, name: str) -> str | None:
 def test_a_service_folder_and_the_bundled_one_never_block_each_other(
     empty_dsn: str, shop: Path, bundled_first: bool
 ) -> None:
-    runs = [
+    runs: list[Callable[[], list[str]]] = [
         lambda: migrations.apply(empty_dsn),
         lambda: migrations.apply(empty_dsn, migrations=shop),
     ]

@@ -52,7 +52,7 @@ def _same(x: Any, y: Any) -> bool:
         # A named zone (ZoneInfo) comes back as a fixed offset: the same wall
         # time, offset and fold. Compared across zones, an ambiguous local
         # time is never equal (PEP 495), so compare those parts directly.
-        return (
+        return bool(
             x.replace(tzinfo=None) == y.replace(tzinfo=None)
             and x.utcoffset() == y.utcoffset()
             and x.fold == y.fold

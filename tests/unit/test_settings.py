@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 from vdata import Settings, ValidationError
@@ -102,11 +104,12 @@ def test_a_short_secret_key_is_refused_when_settings_are_made() -> None:
     assert caught.value.field == "VDATA_SECRET_KEY"
     assert "VDATA_SECRET_KEY" in str(caught.value) and "16 bytes" in str(caught.value)
     assert "too-short-key" not in str(caught.value)
-    for make in (
+    makers: tuple[Callable[[], Settings], ...] = (
         lambda: Settings(secret_key="too-short-key"),
         lambda: Settings.build(secret_key="too-short-key"),
         lambda: Settings.from_env(env={}).replace(secret_key="too-short-key"),
-    ):
+    )
+    for make in makers:
         with pytest.raises(ConfigurationError) as caught:
             make()
         assert caught.value.field == "secret_key"
