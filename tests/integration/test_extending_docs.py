@@ -53,7 +53,7 @@ def wheel_bin() -> Iterator[Path]:
             subprocess.run(cmd, cwd=root, check=True, capture_output=True, timeout=300)
         (own_site,) = (root / "venv" / "lib").glob("python3*/site-packages")
         (own_site / "deps.pth").write_text("\n".join(site.getsitepackages()) + "\n")
-        (wheel,) = (root / "w").glob("vdata-*.whl")
+        (wheel,) = (root / "w").glob("vdata_pg-*.whl")  # the distribution is vdata-pg
         subprocess.run(
             [
                 root / "venv" / "bin" / "python",
