@@ -19,7 +19,13 @@ from vdata.models.api_keys import IssuedApiKey
 from vdata.queries import load
 from vdata.repositories import _api_key_usage as api_keys_module
 from vdata.repositories.api_keys import INVALID_API_KEY
-from vdata.tokens import API_KEY_PATTERN, SecretStr, hash_secret, mint_api_key, parse_api_key
+from vdata.security.tokens import (
+    API_KEY_PATTERN,
+    SecretStr,
+    hash_secret,
+    mint_api_key,
+    parse_api_key,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -144,7 +150,7 @@ def _rechecksummed_wrong_secret(token: str) -> str:
     # A well-formed key (valid checksum) with a known prefix but another secret.
     import zlib
 
-    from vdata.tokens import _base62
+    from vdata.security.tokens import _base62
 
     i = len("vdk_") + 8 + 1 + 5
     body = token[:i] + ("A" if token[i] != "A" else "B") + token[i + 1 : -6]

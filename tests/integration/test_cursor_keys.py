@@ -15,7 +15,7 @@ import pytest
 
 import vdata
 import vdata.migrations
-from vdata.cursors import CursorCodec
+from vdata.security.cursors import CursorCodec
 
 pytestmark = pytest.mark.integration
 
@@ -27,7 +27,7 @@ OTHER_PROCESS = """
 import asyncio, json, sys
 import vdata
 import vdata.migrations
-from vdata.cursors import CursorCodec
+from vdata.security.cursors import CursorCodec
 
 async def main() -> None:
     settings = vdata.Settings.from_env(env={"VDATA_DSN": sys.argv[1]})

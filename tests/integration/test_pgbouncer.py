@@ -35,9 +35,9 @@ import vdata
 from tests import _pgbouncer
 from tests.integration._users import cheap_settings, new_user
 from vdata.queries import Query, QueryKind
+from vdata.security.tokens import mint_api_key
 from vdata.testing.admin import dbname, ident
 from vdata.testing.providers import APP_ROLE, Server
-from vdata.tokens import mint_api_key
 
 pytestmark = [
     pytest.mark.integration,

@@ -19,7 +19,7 @@ from tests.integration._credentials import all_audit_text, audit_rows, count, ma
 from vdata.models.sessions import IssuedSession
 from vdata.queries import load
 from vdata.repositories.sessions import INVALID_SESSION
-from vdata.tokens import SecretStr, hash_token
+from vdata.security.tokens import SecretStr, hash_token
 
 pytestmark = pytest.mark.integration
 

@@ -29,8 +29,8 @@ from vdata import (
     connect,
 )
 from vdata.models.users import Credentials
-from vdata.passwords import hasher_for
 from vdata.queries import load
+from vdata.security.passwords import hasher_for
 
 pytestmark = pytest.mark.integration
 

@@ -16,7 +16,7 @@ from vdata.models.api_keys import ApiKey, IssuedApiKey
 from vdata.models.sessions import IssuedSession, Session
 from vdata.repositories import _api_key_usage as api_keys_module
 from vdata.repositories._api_key_usage import UsageBuffer
-from vdata.tokens import SecretStr
+from vdata.security.tokens import SecretStr
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 TOKEN = "vdk_AbCdEfGh_" + "s" * 43 + "c" * 6

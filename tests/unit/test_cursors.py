@@ -1,4 +1,4 @@
-"""Unit tests of vdata.cursors: exact round trips and tamper detection."""
+"""Unit tests of vdata.security.cursors: exact round trips and tamper detection."""
 
 from __future__ import annotations
 
@@ -16,10 +16,10 @@ from asyncpg.pgproto.pgproto import UUID as PgUUID
 from hypothesis import given
 from hypothesis import strategies as st
 
-from vdata.cursors import CursorCodec, CursorKeys, _Mac
 from vdata.errors import ConfigurationError, DatabaseError, ValidationError
+from vdata.security.cursors import CursorCodec, CursorKeys, _Mac
+from vdata.security.tokens import _subkey
 from vdata.settings import Settings
-from vdata.tokens import _subkey
 
 BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 CURSOR_SECRET = b"0123456789abcdef0123456789abcdef"

@@ -9,7 +9,7 @@ import msgspec
 import pytest
 
 from vdata.models.users import Credentials, EmailVerification, NewUser, User, UserPatch
-from vdata.tokens import SecretStr
+from vdata.security.tokens import SecretStr
 
 NOW = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
 PASSWORD = "correct horse battery staple"

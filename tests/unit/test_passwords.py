@@ -1,4 +1,4 @@
-"""Unit tests of vdata.passwords: argon2id hashing off the event loop, bounded."""
+"""Unit tests of vdata.security.passwords: argon2id hashing off the event loop, bounded."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import argon2
 import pytest
 
 from vdata.errors import DatabaseError, ValidationError
-from vdata.passwords import (
+from vdata.security.passwords import (
     DEFAULT_MEMORY_COST_KIB,
     DEFAULT_TIME_COST,
     MAX_PASSWORD_BYTES,
@@ -214,7 +214,7 @@ def test_policy_accepts_the_limits() -> None:
 
 
 async def test_verify_dummy_is_false_even_for_the_dummy_password(hasher: PasswordHasher) -> None:
-    from vdata.passwords import _DUMMY_PASSWORD
+    from vdata.security.passwords import _DUMMY_PASSWORD
 
     assert await hasher.verify_dummy(_DUMMY_PASSWORD) is False
     assert await hasher.verify_dummy(PASSWORD) is False

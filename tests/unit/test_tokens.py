@@ -1,4 +1,4 @@
-"""Unit tests of vdata.tokens: API keys, bearer tokens, SecretStr; and the repr scan."""
+"""Unit tests of vdata.security.tokens: API keys, bearer tokens, SecretStr; and the repr scan."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from vdata.cursors import CursorCodec
 from vdata.errors import AuthenticationError
-from vdata.passwords import PasswordHasher
-from vdata.tokens import (
+from vdata.security.cursors import CursorCodec
+from vdata.security.passwords import PasswordHasher
+from vdata.security.tokens import (
     API_KEY_PATTERN,
     IssuedToken,
     MintedKey,

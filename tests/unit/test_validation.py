@@ -1,4 +1,4 @@
-"""vdata.validation: what is refused before the server, and that messages never quote values."""
+"""vdata.security.validation: what is refused before the server; messages never quote values."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from vdata import ValidationError
-from vdata.validation import (
+from vdata.security.validation import (
     MAX_TEXT,
     check_actor,
     check_email,
@@ -167,7 +167,7 @@ def test_messages_never_quote_the_value(fn: Any, value: str) -> None:
 
 def test_text_with_a_lone_surrogate_is_refused_by_every_encoding_path() -> None:
     from vdata.errors import ValidationError
-    from vdata.validation import check_text, json_text, utf8
+    from vdata.security.validation import check_text, json_text, utf8
 
     for check in (
         lambda: check_text("name", "a\ud800"),
@@ -188,7 +188,7 @@ def test_durations_of_the_wrong_type_or_range_are_validation_errors() -> None:
     import datetime as dt
 
     from vdata.errors import ValidationError
-    from vdata.validation import check_seconds
+    from vdata.security.validation import check_seconds
 
     assert check_seconds("ttl", dt.timedelta(minutes=1), maximum=100) == 60.0
     assert check_seconds("ttl", 0, maximum=1) == 0.0

@@ -18,10 +18,10 @@ import asyncpg
 from vdata.bench.operations import ACTOR, BULK, PASSWORD, Workload, cheap_settings, positions
 from vdata.errors import AuthenticationError, StaleVersionError
 from vdata.models.users import NewUser, UserPatch
-from vdata.passwords import hasher_for
 from vdata.queries import load
 from vdata.repositories.tasks import COPY_COLUMNS
-from vdata.tokens import hash_secret, parse_api_key
+from vdata.security.passwords import hasher_for
+from vdata.security.tokens import hash_secret, parse_api_key
 
 OpFn = Callable[[Any, int], Awaitable[object]]
 

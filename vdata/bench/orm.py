@@ -25,8 +25,8 @@ from vdata.bench.operations import ACTOR, BULK, PASSWORD, Workload, cheap_settin
 from vdata.bench.orm_models import ApiKey, AuditLog, Project, Task, User
 from vdata.bench.runner import BatchFn
 from vdata.errors import AuthenticationError
-from vdata.passwords import hasher_for
-from vdata.tokens import hash_secret, parse_api_key
+from vdata.security.passwords import hasher_for
+from vdata.security.tokens import hash_secret, parse_api_key
 
 _PUBLIC = [c.key for c in User.__table__.columns if c.key != "password_hash"]
 

@@ -16,7 +16,6 @@ from typing import Any, Generic, Self, TypeVar
 
 import asyncpg
 
-from vdata.cursors import CursorKeys
 from vdata.engine import connect as _pool
 from vdata.engine.areas import Areas, R
 from vdata.engine.breaker import CircuitBreaker
@@ -29,6 +28,7 @@ from vdata.engine.retry import rerun, retry_call
 from vdata.engine.transaction import IsolationLevel, Transaction, TransactionContext
 from vdata.errors import Stage, TransientError, VdataError
 from vdata.queries import Query
+from vdata.security.cursors import CursorKeys
 from vdata.settings import Settings
 
 log = logging.getLogger("vdata.database")

@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, cast
 
 import msgspec
 
-from vdata.cursors import CursorCodec, CursorKeys
 from vdata.errors import NotFoundError, StaleVersionError, ValidationError
-from vdata.validation import check_actor
+from vdata.security.cursors import CursorCodec, CursorKeys
+from vdata.security.validation import check_actor
 
 if TYPE_CHECKING:
     import asyncpg
@@ -259,7 +259,7 @@ class Repository:
         """Return the cursor codec, reading the database's signing key the first time.
 
         With no ``secret_key``, cursors are signed with the key migration 0306
-        drew inside the database (vdata.cursors.CursorKeys says why).
+        drew inside the database (vdata.security.cursors.CursorKeys says why).
         """
         executor = self.executor
         q = _signing_key_query()

@@ -15,12 +15,12 @@ if TYPE_CHECKING:
     import asyncpg
     from asyncpg.transaction import Transaction as PgTransaction
 
-    from vdata.cursors import CursorKeys
     from vdata.engine.areas import Areas, R
     from vdata.engine.breaker import CircuitBreaker
     from vdata.engine.deadlines import Deadlines
     from vdata.engine.health import Counters
     from vdata.queries import Query
+    from vdata.security.cursors import CursorKeys
     from vdata.settings import Settings
 
 IsolationLevel = Literal["read_committed", "repeatable_read", "serializable"]

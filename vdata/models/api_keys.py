@@ -9,7 +9,7 @@ from uuid import UUID
 
 import msgspec
 
-from vdata.tokens import SecretStr
+from vdata.security.tokens import SecretStr
 
 
 class ApiKey(msgspec.Struct, frozen=True):

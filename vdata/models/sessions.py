@@ -10,7 +10,7 @@ from uuid import UUID
 
 import msgspec
 
-from vdata.tokens import SecretStr
+from vdata.security.tokens import SecretStr
 
 
 class Session(msgspec.Struct, frozen=True):

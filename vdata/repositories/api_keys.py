@@ -19,8 +19,8 @@ from vdata.errors import (
 from vdata.models.api_keys import ApiKey, ApiKeyUsage, IssuedApiKey
 from vdata.queries import load
 from vdata.repositories._api_key_usage import UsageBuffer
-from vdata.tokens import SecretStr, hash_secret, mint_api_key, parse_api_key
-from vdata.validation import check_identifier, check_seconds
+from vdata.security.tokens import SecretStr, hash_secret, mint_api_key, parse_api_key
+from vdata.security.validation import check_identifier, check_seconds
 
 _Q = load()
 

@@ -25,7 +25,7 @@ from vdata.models.audit import (
     DroppedPartition,
 )
 from vdata.queries import load
-from vdata.validation import check_filter, check_identifier, check_instant, json_text
+from vdata.security.validation import check_filter, check_identifier, check_instant, json_text
 
 _Q = load()
 

@@ -20,7 +20,7 @@ from vdata.engine.repository import Page, Repository, Slice
 from vdata.errors import NotFoundError, PermissionDeniedError, StaleVersionError
 from vdata.models.projects import NewProject, Project, ProjectAccess, ProjectPatch, ProjectStats
 from vdata.queries import load
-from vdata.validation import check_filter, check_identifier, check_text
+from vdata.security.validation import check_filter, check_identifier, check_text
 
 _Q = load()
 

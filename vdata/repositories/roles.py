@@ -12,7 +12,7 @@ from vdata.engine.repository import Repository
 from vdata.errors import ValidationError
 from vdata.models.roles import Permission, Role
 from vdata.queries import load
-from vdata.validation import check_identifier, check_text
+from vdata.security.validation import check_identifier, check_text
 
 _Q = load()
 

@@ -12,8 +12,8 @@ from vdata.engine.repository import Repository
 from vdata.errors import AuthenticationError, NotFoundError, ValidationError
 from vdata.models.sessions import IssuedSession, Session
 from vdata.queries import load
-from vdata.tokens import SecretStr, hash_token, mint_token
-from vdata.validation import check_seconds, check_text
+from vdata.security.tokens import SecretStr, hash_token, mint_token
+from vdata.security.validation import check_seconds, check_text
 
 _Q = load()
 

@@ -25,7 +25,7 @@ from vdata.errors import NotFoundError, PermissionDeniedError, StaleVersionError
 from vdata.models.projects import ProjectAccess
 from vdata.models.tasks import TASK_STATUSES, NewTask, Task, TaskAccess, TaskPatch
 from vdata.queries import Query, load
-from vdata.validation import check_identifier, check_text
+from vdata.security.validation import check_identifier, check_text
 
 _Q = load()
 

@@ -1,7 +1,7 @@
 """User accounts: the named queries of ``sql/users/``, typed.
 
 Passwords are hashed and checked with argon2id in worker threads
-(``vdata.passwords``); an unknown login costs one dummy verification, so it
+(``vdata.security.passwords``); an unknown login costs one dummy verification, so it
 takes as long as a wrong password and both get the same error message.
 """
 
@@ -23,10 +23,15 @@ from vdata.errors import (
     ValidationError,
 )
 from vdata.models.users import Credentials, EmailVerification, NewUser, User, UserPatch
-from vdata.passwords import MAX_PASSWORD_BYTES, PasswordHasher, check_password_policy, hasher_for
 from vdata.queries import Query, load
-from vdata.tokens import SecretStr, hash_token, mint_token
-from vdata.validation import check_actor, check_email, check_text, check_username, utf8
+from vdata.security.passwords import (
+    MAX_PASSWORD_BYTES,
+    PasswordHasher,
+    check_password_policy,
+    hasher_for,
+)
+from vdata.security.tokens import SecretStr, hash_token, mint_token
+from vdata.security.validation import check_actor, check_email, check_text, check_username, utf8
 
 _Q = load()
 
@@ -66,7 +71,7 @@ _LISTS = {
 SORT_KEYS = tuple(sorted(_LISTS))
 
 # The schema's check_users_username_shape allows 3-32 characters, tighter
-# than vdata.validation's generic 64; say so before the server does.
+# than vdata.security.validation's generic 64; say so before the server does.
 USERNAME_MAX = 32
 FULL_NAME_MAX = 200
 _SEARCH_MAX = 254

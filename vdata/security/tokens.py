@@ -29,7 +29,7 @@ from typing import NamedTuple
 import msgspec
 
 from vdata.errors import AuthenticationError
-from vdata.validation import utf8
+from vdata.security.validation import utf8
 
 _MASK = "**********"
 

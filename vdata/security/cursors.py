@@ -36,7 +36,7 @@ from vdata.errors import (
     PermissionDeniedError,
     ValidationError,
 )
-from vdata.tokens import _MASK, _plain, _subkey
+from vdata.security.tokens import _MASK, _plain, _subkey
 
 if TYPE_CHECKING:
     from vdata.settings import Settings

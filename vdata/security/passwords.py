@@ -27,7 +27,7 @@ import argon2
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 from vdata.errors import DatabaseError, ValidationError
-from vdata.validation import utf8
+from vdata.security.validation import utf8
 
 if TYPE_CHECKING:
     from vdata.settings import Settings
