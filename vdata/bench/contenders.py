@@ -1,6 +1,6 @@
 """The contenders: vdata on the pool and in a transaction, raw asyncpg two ways.
 
-SQLAlchemy is in ``vdata.bench.orm`` (imported only when it runs, so
+SQLAlchemy is in ``vdata.bench.orm`` (``suite.make`` imports it only when it runs, so
 SQLAlchemy stays an optional ``bench`` extra). Each contender opens its
 connections for one mode (a pool of 1 for latency, of 10 for throughput) and
 returns, per operation, a batch function ``run(worker, n)``.
@@ -23,7 +23,7 @@ vdata does on each executor.
 
 from __future__ import annotations
 
-__all__ = ["CONTENDERS", "Contender", "make"]
+__all__ = ["CONTENDERS", "Contender", "RawPool", "RawTuned", "VdataPool", "VdataTx"]
 
 import asyncio
 from typing import Any
@@ -161,13 +161,3 @@ class RawTuned(Contender):
     async def close(self) -> None:
         for conn in self.conns:
             await conn.close()
-
-
-def make(name: str, w: Workload) -> Contender:
-    """Return the contender called *name* (``sqlalchemy`` imports SQLAlchemy now)."""
-    if name == "sqlalchemy":
-        from vdata.bench.orm import SqlAlchemy
-
-        return SqlAlchemy(w)
-    kinds: dict[str, type[Contender]] = {c.name: c for c in (VdataPool, VdataTx, RawPool, RawTuned)}
-    return kinds[name](w)

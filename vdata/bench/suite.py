@@ -23,7 +23,7 @@ import msgspec
 
 import vdata
 from vdata.bench import extras as extra
-from vdata.bench.contenders import CONTENDERS, Contender, make
+from vdata.bench.contenders import CONTENDERS, Contender, RawPool, RawTuned, VdataPool, VdataTx
 from vdata.bench.operations import BULK, OPS, Workload, cheap_settings, seed
 from vdata.bench.runner import BATCH, BatchFn, Cell, Progress, measure, rotated
 
@@ -246,3 +246,13 @@ async def run(
         started=started_at,
         seconds=time.perf_counter() - t0,
     )
+
+
+def make(name: str, w: Workload) -> Contender:
+    """Return the contender called *name* (``sqlalchemy`` imports SQLAlchemy now)."""
+    if name == "sqlalchemy":
+        from vdata.bench.orm import SqlAlchemy
+
+        return SqlAlchemy(w)
+    kinds: dict[str, type[Contender]] = {c.name: c for c in (VdataPool, VdataTx, RawPool, RawTuned)}
+    return kinds[name](w)
