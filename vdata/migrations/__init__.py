@@ -37,9 +37,11 @@ __all__ = [
     "status",
 ]
 
+import contextlib
 import logging
 import os
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -149,6 +151,29 @@ def _run_one(
         backend.log_migration(m, direction)
 
 
+@contextlib.contextmanager
+def _opened(
+    dsn: str, src: Source, lock_timeout: float, statement_timeout: float, lock_wait: float
+) -> Iterator[tuple[_db.Held, Any, MigrationList, dict[str, _files.MigrationFiles]]]:
+    """Hold the migration lock for *src*; yield the session, yoyo's backend and the verified files.
+
+    Raise MigrationChangedError if an applied migration was edited since.
+    """
+    with (
+        _db.session(
+            dsn,
+            src,
+            lock_timeout=lock_timeout,
+            statement_timeout=statement_timeout,
+            lock_wait=lock_wait,
+        ) as held,
+        _db.open_backend(held.uri) as backend,
+    ):
+        listed, found = _load(src)
+        _verify(backend, listed, found)
+        yield held, backend, listed, found
+
+
 def _fail(m: Migration, direction: str, exc: Exception) -> MigrationError:
     verb = "applying" if direction == "apply" else "rolling back"
     return MigrationError(f"vdata migrate: {verb} {m.id} failed: {str(exc).strip()}")
@@ -179,18 +204,12 @@ def apply(
         raise MigrationError(f"vdata migrate: {app_role!r} is not a valid role name")
     src = resolve(migrations, source)
     done: list[str] = []
-    with (
-        _db.session(
-            dsn,
-            src,
-            lock_timeout=lock_timeout,
-            statement_timeout=statement_timeout,
-            lock_wait=lock_wait,
-        ) as held,
-        _db.open_backend(held.uri) as backend,
+    with _opened(dsn, src, lock_timeout, statement_timeout, lock_wait) as (
+        held,
+        backend,
+        listed,
+        found,
     ):
-        listed, found = _load(src)
-        _verify(backend, listed, found)
         pending = backend.to_apply(listed)
         if pending and not backend.get_applied_migration_hashes():
             _refuse_if_tracked_elsewhere(held, src, [found[m.id] for m in pending])
@@ -272,18 +291,12 @@ def rollback(
         raise MigrationError(f"vdata migrate: rollback count must be at least 1, got {count}")
     src = resolve(migrations, source)
     done: list[str] = []
-    with (
-        _db.session(
-            dsn,
-            src,
-            lock_timeout=lock_timeout,
-            statement_timeout=statement_timeout,
-            lock_wait=lock_wait,
-        ) as held,
-        _db.open_backend(held.uri) as backend,
+    with _opened(dsn, src, lock_timeout, statement_timeout, lock_wait) as (
+        held,
+        backend,
+        listed,
+        found,
     ):
-        listed, found = _load(src)
-        _verify(backend, listed, found)
         for m in list(backend.to_rollback(listed))[:count]:
             files = found[m.id]
             if not files.rollback_path.exists():
