@@ -6,7 +6,7 @@ __all__ = ["Host", "IsolationLevel", "Transaction", "TransactionContext"]
 
 from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, Self, TypeVar
 
 from vdata.engine.failures import translate
 from vdata.errors import VdataError
@@ -189,7 +189,7 @@ class Transaction:
                 deadlines.stop(conn)
             yield record
 
-    def transaction(self) -> TransactionContext[Transaction]:
+    def transaction(self) -> TransactionContext[Self]:
         """Return a savepoint inside this transaction, as an async context manager."""
         return TransactionContext(self._db, type(self), actor=self.actor, parent=self)
 

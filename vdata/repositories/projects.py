@@ -20,7 +20,7 @@ from vdata.engine.repository import Page, Repository, Slice
 from vdata.errors import NotFoundError, PermissionDeniedError, StaleVersionError
 from vdata.models.projects import NewProject, Project, ProjectAccess, ProjectPatch, ProjectStats
 from vdata.queries import load
-from vdata.security.validation import check_filter, check_identifier, check_text
+from vdata.security.validation import check_filter, check_identifier, check_input, check_text
 
 _Q = load()
 
@@ -68,6 +68,7 @@ class ProjectRepository(Repository):
         ConflictError (``unique_projects_owner_id_and_name``) if the owner
         already has a live project of that name, ValidationError for bad input.
         """
+        new = check_input("new", new, NewProject)
         created = await self.one_or_none(
             _INSERT,
             owner_id=owner_id,
@@ -151,6 +152,7 @@ class ProjectRepository(Repository):
         owner, or archived), StaleVersionError (someone changed it first),
         ConflictError on a duplicate name.
         """
+        patch = check_input("patch", patch, ProjectPatch)
         updated = await self.one_or_none(
             _UPDATE,
             id=project_id,

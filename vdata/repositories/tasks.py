@@ -25,7 +25,7 @@ from vdata.errors import NotFoundError, PermissionDeniedError, StaleVersionError
 from vdata.models.projects import ProjectAccess
 from vdata.models.tasks import TASK_STATUSES, NewTask, Task, TaskAccess, TaskPatch
 from vdata.queries import Query, load
-from vdata.security.validation import check_identifier, check_text
+from vdata.security.validation import check_identifier, check_input, check_text
 
 _Q = load()
 
@@ -109,6 +109,7 @@ class TaskRepository(Repository):
         Raise NotFoundError (project not visible), PermissionDeniedError (not
         the owner, or archived), ValidationError (bad input, inactive assignee).
         """
+        new = check_input("new", new, NewTask)
         created = await self.one_or_none(
             _INSERT,
             project_id=project_id,
@@ -138,6 +139,7 @@ class TaskRepository(Repository):
         or nothing. Return the tasks in the order given.
         """
         who = self.actor(actor)
+        new = [check_input("new", task, NewTask) for task in new]
         if len(new) > MAX_BULK:
             raise ValidationError(f"at most {MAX_BULK} tasks at once", field="tasks")
         # Rows of one batch share created_at (one transaction, one now()), so
@@ -193,6 +195,7 @@ class TaskRepository(Repository):
         actor: str | None = None,
     ) -> Task:
         """Apply *patch* at *expected_version*; return the new row. Raise as ``set_status``."""
+        patch = check_input("patch", patch, TaskPatch)
         unset = msgspec.UNSET
         updated = await self.one_or_none(
             _UPDATE,

@@ -31,7 +31,14 @@ from vdata.security.passwords import (
     hasher_for,
 )
 from vdata.security.tokens import SecretStr, hash_token, mint_token
-from vdata.security.validation import check_actor, check_email, check_text, check_username, utf8
+from vdata.security.validation import (
+    check_actor,
+    check_email,
+    check_input,
+    check_text,
+    check_username,
+    utf8,
+)
 
 _Q = load()
 
@@ -162,6 +169,7 @@ class UserRepository(Repository):
         when the username or the email, in any letter case, is taken.
         """
         who = self.actor(actor)
+        new = check_input("new", new, NewUser)
         _username(new.username)
         check_email(new.email)
         check_text("full_name", new.full_name, max_length=FULL_NAME_MAX)
@@ -201,6 +209,7 @@ class UserRepository(Repository):
         who = self.actor(actor)
         if not isinstance(expected_version, int) or isinstance(expected_version, bool):
             raise ValidationError("expected_version must be an int", field="expected_version")
+        patch = check_input("patch", patch, UserPatch)
         if patch.username is None and patch.email is None and patch.full_name is None:
             raise ValidationError("nothing to update: every field of the patch is None")
         if patch.username is not None:

@@ -18,6 +18,7 @@ __all__ = [
     "check_email",
     "check_filter",
     "check_identifier",
+    "check_input",
     "check_instant",
     "check_seconds",
     "check_text",
@@ -28,11 +29,13 @@ __all__ = [
 
 import datetime as dt
 import re
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 
 from vdata.errors import ValidationError
+
+T = TypeVar("T")
 
 # C0 and C1 control characters, DEL and the Unicode line/paragraph
 # separators; identifiers must not hold any of them.
@@ -48,6 +51,13 @@ _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 MAX_TEXT = 10_000
+
+
+def check_input(field: str, value: object, kind: type[T]) -> T:
+    """Return *value* if it is a *kind* (an input Struct); raise ValidationError naming *field*."""
+    if not isinstance(value, kind):
+        raise ValidationError(f"{field} must be a {kind.__name__}", field=field)
+    return value
 
 
 def check_text(field: str, value: str, *, max_length: int = MAX_TEXT, min_length: int = 0) -> str:
