@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -13,6 +11,7 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 import pytest
 
+from tests.integration._migrate_race import race_two_runs
 from vdata import migrations
 from vdata._resources import migrations_dir
 
@@ -164,31 +163,9 @@ def test_each_migration_rolls_back_to_the_catalog_before_it(
 
 
 def test_concurrent_runs_apply_each_migration_exactly_once(empty_dsn: str) -> None:
-    command = [sys.executable, "-m", "vdata.cli", "migrate", "--dsn", empty_dsn]
-    # Hold the run lock so that both runs are certainly waiting on it at once,
-    # then let them race for it.
-    with psycopg.connect(empty_dsn, autocommit=True) as holder:
-        holder.execute("SELECT pg_advisory_lock(%s)", (migrations.LOCK_KEY,))
-        runs = [
-            subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-            for _ in range(2)
-        ]
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            waiting = holder.execute(
-                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
-                " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
-            ).fetchone()
-            if waiting and waiting[0] == 2:
-                break
-            time.sleep(0.05)
-        else:
-            pytest.fail("the two runs never both waited for the migration lock")
-        holder.execute("SELECT pg_advisory_unlock(%s)", (migrations.LOCK_KEY,))
-        outputs = [run.communicate(timeout=120) for run in runs]
-
-    assert [run.returncode for run in runs] == [0, 0], outputs
-    reported = sorted(line.strip() for out, _ in outputs for line in out.splitlines()[1:])
+    results = race_two_runs(empty_dsn)
+    assert [code for code, _, _ in results] == [0, 0], results
+    reported = sorted(line.strip() for _, out, _ in results for line in out.splitlines()[1:])
     assert reported == IDS
     assert applied_log(empty_dsn) == [(mid, "apply") for mid in IDS]
 

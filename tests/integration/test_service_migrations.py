@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import quote
@@ -14,6 +11,7 @@ import psycopg
 import pytest
 
 import vdata
+from tests.integration._migrate_race import race_two_runs
 from vdata import migrations
 from vdata._resources import migrations_dir
 from vdata.cli import main
@@ -159,34 +157,9 @@ def test_the_source_name_not_the_path_identifies_a_folder(
 
 
 def test_two_concurrent_service_runs_apply_each_migration_once(empty_dsn: str, shop: Path) -> None:
-    command = [sys.executable, "-m", "vdata.cli", "migrate", "--dsn", empty_dsn]
-    command += ["--migrations", str(shop)]
-    with psycopg.connect(empty_dsn, autocommit=True) as holder:
-        # The lock is one per database, whatever the source: a service run
-        # waits for a bundled run, and for another service run.
-        holder.execute("SELECT pg_advisory_lock(%s)", (migrations.LOCK_KEY,))
-        runs = [
-            subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-            for _ in range(2)
-        ]
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            waiting = holder.execute(
-                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
-                " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
-            ).fetchone()
-            if waiting and waiting[0] == 2:
-                break
-            time.sleep(0.05)
-        else:
-            for run in runs:
-                run.kill()
-            pytest.fail("the two runs never both waited for the migration lock")
-        holder.execute("SELECT pg_advisory_unlock(%s)", (migrations.LOCK_KEY,))
-        outputs = [run.communicate(timeout=120) for run in runs]
-
-    assert [run.returncode for run in runs] == [0, 0], outputs
-    reported = sorted(line.strip() for out, _ in outputs for line in out.splitlines()[1:])
+    results = race_two_runs(empty_dsn, "--migrations", str(shop))
+    assert [code for code, _, _ in results] == [0, 0], results
+    reported = sorted(line.strip() for _, out, _ in results for line in out.splitlines()[1:])
     assert reported == SHOP_IDS
     with psycopg.connect(empty_dsn) as conn:
         log = conn.execute(
