@@ -5,6 +5,8 @@ from __future__ import annotations
 from vdata._version import __version__
 from vdata.database import Database, Transaction, connect
 from vdata.engine.health import Health
+from vdata.engine.observe import StatementEvent, StatementListener
+from vdata.engine.querystats import QueryStats, QueryStatsSnapshot
 from vdata.engine.repository import Executor, Page, Repository, Slice, TransactionExecutor
 from vdata.errors import (
     AccountLockedError,
@@ -80,6 +82,8 @@ __all__ = [
     "ProjectStats",
     "Queries",
     "Query",
+    "QueryStats",
+    "QueryStatsSnapshot",
     "QueryTimeoutError",
     "Repository",
     "Role",
@@ -87,6 +91,8 @@ __all__ = [
     "Settings",
     "Slice",
     "StaleVersionError",
+    "StatementEvent",
+    "StatementListener",
     "Task",
     "TaskPatch",
     "Transaction",

@@ -21,12 +21,13 @@ from vdata.engine.areas import Areas, R
 from vdata.engine.breaker import CircuitBreaker
 from vdata.engine.deadlines import Deadlines
 from vdata.engine.failures import is_transient, proves_not_sent, translate
-from vdata.engine.health import Counters, Health, health_report
+from vdata.engine.health import Counters, Health, PoolHealth, health_report, pool_health
+from vdata.engine.observe import Observers, Outcome, StatementListener
 from vdata.engine.pool import ConnectionPool, pool_closed
 from vdata.engine.repository import Repository
 from vdata.engine.retry import rerun, retry_call
 from vdata.engine.transaction import IsolationLevel, Transaction, TransactionContext
-from vdata.errors import Stage, TransientError, VdataError
+from vdata.errors import Stage, TransientError, UnavailableError, VdataError
 from vdata.queries import Query
 from vdata.security.cursors import CursorKeys
 from vdata.settings import Settings
@@ -68,6 +69,7 @@ class Database(Generic[TxT]):
         self.settings = settings
         self._pool = pool
         self.counters = Counters()
+        self.observers = Observers()
         self.breaker = CircuitBreaker(
             failure_threshold=settings.breaker_failure_threshold,
             cooldown=settings.breaker_cooldown,
@@ -172,34 +174,60 @@ class Database(Generic[TxT]):
     ) -> Any:
         try:
             return await self._attempt(q, method, args)
-        except VdataError as error:
+        except BaseException as error:
             # A read may run again; a write only if it provably never left
             # the client (DESIGN.md: retries never duplicate a write).
-            if not (is_transient(error) and (q.read_only or error.not_sent)):
+            retry = (
+                isinstance(error, VdataError)
+                and is_transient(error)
+                and (q.read_only or error.not_sent)
+            )
+            if not retry or self.settings.retry_tries < 2:
+                self._report(q, error, "error")
                 raise
             first = error
-        return await retry_call(
-            lambda: self._attempt(q, method, args),
-            tries=self.settings.retry_tries - 1,
-            max_time=self.settings.retry_max_time,
-            retry_on=lambda e: is_transient(e) and (q.read_only or proves_not_sent(e)),
-            on_retry=self._count_retry,
-            name=q.name,
-            first_error=first,
-        )
+        try:
+            return await retry_call(
+                lambda: self._attempt(q, method, args),
+                tries=self.settings.retry_tries - 1,
+                max_time=self.settings.retry_max_time,
+                retry_on=lambda e: is_transient(e) and (q.read_only or proves_not_sent(e)),
+                on_retry=lambda e, n: self._count_retry(e, n, q),
+                name=q.name,
+                first_error=first,
+            )
+        except BaseException as last:
+            # The attempt that ended it (exhausted retries wrap it as the cause).
+            self._report(q, last, "error")
+            self._report(q, last.__cause__, "error")
+            raise
 
     async def _attempt(
         self, q: Query[Any], method: Callable[..., Awaitable[Any]], args: Sequence[object]
     ) -> Any:
         if self._closed:
-            raise pool_closed()
+            raise self._measured(pool_closed(), 0.0, 0.0)
         breaker = self.breaker
-        breaker.before_call()  # raises UnavailableError while the circuit is open
+        try:
+            breaker.before_call()  # raises UnavailableError while the circuit is open
+        except UnavailableError as refused:
+            if self.observers.active:
+                self.observers.emit(q.name, "refused", 0.0, 0.0, False, refused, q.sql)
+            raise
         counters = self.counters
         counters.queries += 1
         pool = self._pool
         # The fast path takes a free connection without awaiting anything.
-        conn = pool.try_acquire() or await self._acquire(q)
+        conn = pool.try_acquire()
+        wait = 0.0
+        if conn is None:
+            waited = time.perf_counter()
+            try:
+                conn = await self._acquire(q)
+            except BaseException as failed:
+                self._measured(failed, 0.0, time.perf_counter() - waited)
+                raise
+            wait = time.perf_counter() - waited
         deadlines = self.deadlines
         started = time.perf_counter()
         deadlines.start(conn)
@@ -212,7 +240,7 @@ class Database(Generic[TxT]):
                 conn.terminate()  # out of step with its server: never reuse it
             error = self._failed(cause, q, None)
             pool.release_dirty(conn)  # may be mid-protocol: full reset
-            raise error from cause
+            raise self._measured(error, time.perf_counter() - started, wait) from cause
         deadlines.stop(conn)
         pool.release(conn)
         breaker.on_success()
@@ -220,7 +248,28 @@ class Database(Generic[TxT]):
         if elapsed >= self._slow:
             counters.slow_queries += 1
             slow_log.warning("slow query %s took %.1f ms", q.name, elapsed * 1000)
+        if self.observers.active:
+            self.observers.emit(q.name, "ok", elapsed, wait, False, None, q.sql)
         return result
+
+    def _measured(self, error: BaseException, duration: float, wait: float) -> BaseException:
+        """Keep a failed attempt's timings on *error* until its outcome is known.
+
+        Whether a failed attempt is retried is decided by the caller
+        (``_run`` and the retry policy), so its event is emitted there, by
+        ``_report``; nothing is kept when no one listens.
+        """
+        if self.observers.active:
+            error.__dict__[_TIMING] = (duration, wait)
+        return error
+
+    def _report(self, q: Query[Any], error: BaseException | None, outcome: Outcome) -> None:
+        """Emit the event of the failed attempt that raised *error*, once."""
+        if error is None or not self.observers.active:
+            return
+        timing = error.__dict__.pop(_TIMING, None)
+        if timing is not None:
+            self.observers.emit(q.name, outcome, timing[0], timing[1], False, error, q.sql)
 
     async def _acquire(self, q: Query[Any] | None) -> asyncpg.Connection:
         """Open or wait for a connection (no free one); failures as vdata errors."""
@@ -247,8 +296,28 @@ class Database(Generic[TxT]):
         self.counters.failures[type(error).__name__] += 1
         return error
 
-    def _count_retry(self, error: BaseException, attempt: int) -> None:
+    def _count_retry(self, error: BaseException, attempt: int, q: Query[Any] | None = None) -> None:
         self.counters.retries += 1
+        if q is not None:
+            self._report(q, error, "retried")
+
+    # -- observing ---------------------------------------------------------
+
+    def add_statement_listener(self, listener: StatementListener) -> None:
+        """Call *listener* with a ``vdata.StatementEvent`` after every statement attempt.
+
+        On the pool and in transactions; names, outcome and timings only,
+        never parameters or rows. ``vdata.QueryStats`` is a ready listener.
+        """
+        self.observers.add(listener)
+
+    def remove_statement_listener(self, listener: StatementListener) -> None:
+        """Stop calling *listener*; raise ValueError if it was never added."""
+        self.observers.remove(listener)
+
+    def pool_health(self) -> PoolHealth:
+        """Return the pool's size and use now, without touching the server."""
+        return pool_health(self._pool)
 
     # -- transactions -----------------------------------------------------
 
@@ -328,7 +397,20 @@ class Database(Generic[TxT]):
         return await health_report(self._pool, self.breaker, self.counters, timeout=timeout)
 
 
+# Where a failed attempt's (duration, pool wait) waits on its error for _report.
+_TIMING = "_vdata_attempt_timing"
+
 # Attribute names an area may not take: the Database's and Transaction's own.
 _RESERVED = frozenset(
     name for cls in (Database, Transaction) for name in dir(cls) if not name.startswith("_")
-) | {"areas", "settings", "breaker", "counters", "deadlines", "actor", "readonly", "cursor_keys"}
+) | {
+    "areas",
+    "settings",
+    "breaker",
+    "counters",
+    "deadlines",
+    "actor",
+    "readonly",
+    "cursor_keys",
+    "observers",
+}

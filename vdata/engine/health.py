@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["BreakerHealth", "Counters", "Health", "PoolHealth", "health_report"]
+__all__ = ["BreakerHealth", "Counters", "Health", "PoolHealth", "health_report", "pool_health"]
 
 import asyncio
 import time
@@ -97,19 +97,12 @@ async def health_report(
         err = translate(exc)
         error = f"{type(err).__name__}: {err}"
     snap = breaker.snapshot()
-    size, idle = pool.get_size(), pool.get_idle_size()
     return Health(
         ok=ok,
         latency_ms=latency,
         server_version=version,
         error=error,
-        pool=PoolHealth(
-            size=size,
-            min_size=pool.get_min_size(),
-            max_size=pool.get_max_size(),
-            idle=idle,
-            in_use=size - idle,
-        ),
+        pool=pool_health(pool),
         breaker=BreakerHealth(
             state=str(snap.state),
             consecutive_failures=snap.consecutive_failures,
@@ -121,4 +114,16 @@ async def health_report(
         slow_queries=counters.slow_queries,
         connect_failures=counters.connect_failures,
         failures=dict(counters.failures),
+    )
+
+
+def pool_health(pool: ConnectionPool) -> PoolHealth:
+    """Return *pool*'s size and use now (no server round trip)."""
+    size, idle = pool.get_size(), pool.get_idle_size()
+    return PoolHealth(
+        size=size,
+        min_size=pool.get_min_size(),
+        max_size=pool.get_max_size(),
+        idle=idle,
+        in_use=size - idle,
     )

@@ -5,23 +5,32 @@ from __future__ import annotations
 __all__ = ["Host", "IsolationLevel", "Transaction", "TransactionContext"]
 
 from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
+from time import perf_counter
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, Self, TypeVar
+
+import asyncpg
 
 from vdata.engine.failures import translate
 from vdata.errors import VdataError
 
 if TYPE_CHECKING:
-    import asyncpg
     from asyncpg.transaction import Transaction as PgTransaction
 
     from vdata.engine.areas import Areas, R
     from vdata.engine.breaker import CircuitBreaker
     from vdata.engine.deadlines import Deadlines
     from vdata.engine.health import Counters
+    from vdata.engine.observe import Observers
     from vdata.queries import Query
     from vdata.security.cursors import CursorKeys
     from vdata.settings import Settings
+
+# asyncpg's Connection methods, looked up once (as vdata.engine.database does).
+_FETCHROW = asyncpg.Connection.fetchrow
+_FETCH = asyncpg.Connection.fetch
+_FETCHVAL = asyncpg.Connection.fetchval
+_EXECUTE = asyncpg.Connection.execute
 
 IsolationLevel = Literal["read_committed", "repeatable_read", "serializable"]
 _ISOLATION = {
@@ -47,6 +56,8 @@ class Host(Protocol):
     def breaker(self) -> CircuitBreaker: ...
     @property
     def cursor_keys(self) -> CursorKeys: ...
+    @property
+    def observers(self) -> Observers: ...
 
     async def lease(self) -> asyncpg.Connection: ...
     def give_back(self, conn: asyncpg.Connection, *, failed: bool = False) -> None: ...
@@ -103,52 +114,43 @@ class Transaction:
 
     async def fetchrow(self, q: Query[Any], args: Sequence[object]) -> asyncpg.Record | None:
         """Run *q* and return its first row or None."""
-        self._db.counters.queries += 1
-        conn = self._conn
-        self._deadlines.start(conn)
-        try:
-            return await conn.fetchrow(q.sql, *args)
-        except Exception as exc:
-            raise self._fail(exc, q) from exc
-        finally:
-            self._deadlines.stop(conn)
+        return await self._run(q, _FETCHROW, args)
 
     async def fetch(self, q: Query[Any], args: Sequence[object]) -> list[asyncpg.Record]:
         """Run *q* and return every row."""
-        self._db.counters.queries += 1
-        conn = self._conn
-        self._deadlines.start(conn)
-        try:
-            rows: list[asyncpg.Record] = await conn.fetch(q.sql, *args)
-            return rows
-        except Exception as exc:
-            raise self._fail(exc, q) from exc
-        finally:
-            self._deadlines.stop(conn)
+        return await self._run(q, _FETCH, args)  # type: ignore[no-any-return]
 
     async def fetchval(self, q: Query[Any], args: Sequence[object]) -> object:
         """Run *q* and return the first column of its first row."""
-        self._db.counters.queries += 1
-        conn = self._conn
-        self._deadlines.start(conn)
-        try:
-            return await conn.fetchval(q.sql, *args)
-        except Exception as exc:
-            raise self._fail(exc, q) from exc
-        finally:
-            self._deadlines.stop(conn)
+        return await self._run(q, _FETCHVAL, args)
 
     async def execute(self, q: Query[Any], args: Sequence[object]) -> str:
         """Run *q* and return its status string (``'UPDATE 1'``)."""
-        self._db.counters.queries += 1
+        return str(await self._run(q, _EXECUTE, args))
+
+    async def _run(
+        self, q: Query[Any], method: Callable[..., Awaitable[Any]], args: Sequence[object]
+    ) -> Any:
+        db = self._db
+        db.counters.queries += 1
         conn = self._conn
         self._deadlines.start(conn)
+        started = perf_counter()
         try:
-            return str(await conn.execute(q.sql, *args))
-        except Exception as exc:
-            raise self._fail(exc, q) from exc
-        finally:
+            result = await method(conn, q.sql, *args)
+        except BaseException as exc:
             self._deadlines.stop(conn)
+            error = self._fail(exc, q) if isinstance(exc, Exception) else exc
+            if db.observers.active:
+                elapsed = perf_counter() - started
+                db.observers.emit(q.name, "error", elapsed, 0.0, True, error, q.sql)
+            if error is exc:
+                raise
+            raise error from exc
+        self._deadlines.stop(conn)
+        if db.observers.active:
+            db.observers.emit(q.name, "ok", perf_counter() - started, 0.0, True, None, q.sql)
+        return result
 
     async def copy_records(
         self, table: str, *, schema: str, columns: Sequence[str], records: Sequence[tuple[Any, ...]]
