@@ -13,7 +13,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "vdata"
 # and the layers below, never above.
 ENGINE = {"engine", "queries", "settings", "dsn", "errors", "security", "_resources", "_version"}
 DOMAIN = {"repositories", "models", "database"}
-TOOLS = {"cli", "check", "bench", "testing", "migrations"}
+TOOLS = {"cli", "check", "bench", "testing", "migrations", "exporters"}
 LAYER = {**dict.fromkeys(ENGINE, 0), **dict.fromkeys(DOMAIN, 1), **dict.fromkeys(TOOLS, 2)}
 
 
