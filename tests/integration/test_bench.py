@@ -83,6 +83,12 @@ def test_a_tiny_run_writes_table_json_and_markdown(
     assert results.extras.stream_rss is not None
     assert results.extras.stream_rss["rows"] >= 300  # the seeded rows, streamed
     assert results.extras.audit_writes is not None
+    hooks = results.extras.hooks
+    assert hooks is not None and set(hooks["variants"]) == {"off", "noop listener", "QueryStats"}
+    assert all(v["calls"] > 0 for v in hooks["variants"].values())
+    # QueryStats counted its own cells' calls and its warm-up's (at least one batch).
+    assert hooks["stats_calls_seen"] >= hooks["variants"]["QueryStats"]["calls"] + 10
+    assert hooks["guard_ns"] >= 0
     assert results.errors == {}
 
     text, paths, no_chart = report.write_all(results, tmp_path / "out")

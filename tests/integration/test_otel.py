@@ -22,7 +22,8 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 import vdata
 from tests.integration._probe import q
-from vdata.exporters.otel import instrument
+from vdata.exporters.otel import instrument, operation_name
+from vdata.queries import load
 
 pytestmark = pytest.mark.integration
 
@@ -168,3 +169,10 @@ async def test_query_text_is_opt_in_and_has_placeholders_not_values(
     text = str((span.attributes or {})["db.query.text"])
     assert text == q("insert_note").sql and "$1" in text
     assert SECRET not in telemetry.dump()
+
+
+def test_the_operation_is_named_only_for_a_statement_without_ctes() -> None:
+    assert operation_name("-- a comment\nselect 1") == "SELECT"
+    assert operation_name(q("insert_note").sql) == "INSERT"
+    # vdata's writes record their audit rows in CTEs: several operations, none named.
+    assert operation_name(load()["users.insert_user"].sql) is None

@@ -47,6 +47,7 @@ class Extras(msgspec.Struct, kw_only=True):
     loop_lag: dict[str, Any] | None = None
     stream_rss: dict[str, Any] | None = None
     audit_writes: dict[str, Any] | None = None
+    hooks: dict[str, Any] | None = None
 
 
 def login_settings() -> vdata.Settings:

@@ -236,6 +236,21 @@ def _extras_lines(results: Results) -> list[str]:
                     f"audit writes, chain {chain} ({mode}): {st['writes_per_s']:,.0f}/s, "
                     f"CPU {st['cpu_us_per_op']:.0f} us/write"
                 )
+    if e.hooks:
+        off = e.hooks["variants"]["off"]
+        lines.append(
+            f"statement listeners, {e.hooks['op']}: off {off['us_per_op']:.1f} us/call "
+            f"(CPU {off['cpu_us_per_op']:.1f} us); the no-listener test "
+            f"{e.hooks['guard_ns']:.1f} ns/call"
+        )
+        for name, st in e.hooks["variants"].items():
+            if name == "off":
+                continue
+            lines.append(
+                f"statement listeners, {name} vs off: {st['delta_us']:+.2f} us/call "
+                f"({st['delta_us_min']:+.2f} to {st['delta_us_max']:+.2f}), "
+                f"CPU {st['delta_cpu_us']:+.2f} us/call"
+            )
     for name, why in results.skipped.items():
         lines.append(f"skipped {name}: {why}")
     for name, why in results.errors.items():

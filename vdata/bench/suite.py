@@ -24,10 +24,11 @@ import msgspec
 import vdata
 from vdata.bench import extras as extra
 from vdata.bench.contenders import CONTENDERS, Contender, RawPool, RawTuned, VdataPool, VdataTx
+from vdata.bench.hooks import hooks
 from vdata.bench.operations import BULK, OPS, Workload, cheap_settings, seed
 from vdata.bench.runner import BATCH, BatchFn, Cell, Progress, measure, rotated
 
-EXTRAS = ("authenticate", "loop_lag", "stream_rss", "audit_writes")
+EXTRAS = ("authenticate", "loop_lag", "stream_rss", "audit_writes", "hooks")
 THROUGHPUT_BATCH = 2
 
 
@@ -225,6 +226,9 @@ async def run(
         ),
         "audit_writes": lambda: extra.audit_writes(
             w, owner_dsn, seconds=max(cfg.seconds * 2, 0.5), tasks=cfg.tasks, pool=cfg.pool_size
+        ),
+        "hooks": lambda: hooks(
+            w, seconds=cfg.seconds, warmup=cfg.warmup, repeats=cfg.repeats, progress=progress
         ),
     }
     for name, job in jobs.items():

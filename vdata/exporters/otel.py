@@ -9,8 +9,9 @@ Each statement attempt becomes a CLIENT span named after the query
 (``users.get_user_by_id``), child of whatever span is current in the
 calling task, with the database semantic-convention attributes
 (``db.system.name``, ``db.namespace``, ``db.query.summary``,
-``db.operation.name``, ``server.address``, ``server.port``, and on failure
-``error.type`` and ``db.response.status_code``) plus ``vdata.outcome``,
+``db.operation.name`` for a statement without ``WITH``, ``server.address``,
+``server.port``, and on failure ``error.type`` and
+``db.response.status_code``) plus ``vdata.outcome``,
 ``vdata.pool.wait`` and ``vdata.in_transaction``. The statement text
 (with ``$n`` placeholders, never values) is added as ``db.query.text``
 only with ``query_text=True``. No parameter value is ever recorded.
@@ -50,9 +51,16 @@ _BREAKER_STATE = {"closed": 0, "half_open": 1, "open": 2}
 _FIRST_WORD = re.compile(r"^\s*(?:--[^\n]*\n\s*)*([A-Za-z]+)")
 
 
-def _operation(sql: str) -> str:
+def operation_name(sql: str) -> str | None:
+    """Return the statement's operation (``SELECT``, ``INSERT`` ...), or None.
+
+    None for ``WITH ...``: a statement whose CTEs may write holds several
+    operations, and the semantic conventions then want none named
+    (``db.query.summary``, the query's name, still says what it is).
+    """
     match = _FIRST_WORD.match(sql)
-    return match.group(1).upper() if match else ""
+    word = match.group(1).upper() if match else None
+    return None if word == "WITH" else word
 
 
 def server_attributes(db: Database[Any]) -> dict[str, Any]:
@@ -86,7 +94,7 @@ class OpenTelemetryListener:
         meter = metrics.get_meter("vdata", __version__, meter_provider=meter_provider)
         self._base = server_attributes(db)
         self._pool_name = {"db.client.connection.pool.name": self._base.get("db.namespace", "")}
-        self._operations: dict[str, str] = {}
+        self._operations: dict[str, str | None] = {}
         self._duration = meter.create_histogram(
             "db.client.operation.duration",
             unit="s",
@@ -114,15 +122,18 @@ class OpenTelemetryListener:
     def __call__(self, event: StatementEvent) -> None:
         """Record *event* as a span and a duration (the listener protocol)."""
         end = time.time_ns()
-        operation = self._operations.get(event.query)
-        if operation is None:
-            operation = self._operations[event.query] = _operation(event.sql)
+        query = event.query
+        if query in self._operations:
+            operation = self._operations[query]
+        else:
+            operation = self._operations[query] = operation_name(event.sql)
         point: dict[str, Any] = {
             **self._base,
-            "db.query.summary": event.query,
-            "db.operation.name": operation,
+            "db.query.summary": query,
             "vdata.outcome": event.outcome,
         }
+        if operation is not None:
+            point["db.operation.name"] = operation
         if event.error is not None:
             point["error.type"] = event.error
         if event.sqlstate is not None:
