@@ -89,6 +89,7 @@ def test_a_tiny_run_writes_table_json_and_markdown(
     # QueryStats counted its own cells' calls and its warm-up's (at least one batch).
     assert hooks["stats_calls_seen"] >= hooks["variants"]["QueryStats"]["calls"] + 10
     assert hooks["guard_ns"] >= 0
+    assert set(hooks["emit_ns"]) == {"noop listener", "QueryStats"}
     assert results.errors == {}
 
     text, paths, no_chart = report.write_all(results, tmp_path / "out")

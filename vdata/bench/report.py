@@ -249,7 +249,8 @@ def _extras_lines(results: Results) -> list[str]:
             lines.append(
                 f"statement listeners, {name} vs off: {st['delta_us']:+.2f} us/call "
                 f"({st['delta_us_min']:+.2f} to {st['delta_us_max']:+.2f}), "
-                f"CPU {st['delta_cpu_us']:+.2f} us/call"
+                f"CPU {st['delta_cpu_us']:+.2f} us/call; the event alone "
+                f"{e.hooks['emit_ns'][name]:.0f} ns"
             )
     for name, why in results.skipped.items():
         lines.append(f"skipped {name}: {why}")
@@ -307,6 +308,8 @@ def write_all(results: Results, out: Path) -> tuple[str, dict[str, Path], str | 
         )
     )
     skipped = chart.unavailable()
+    if skipped is None and not s:
+        skipped = "no operation ran (only extras), so there is no chart to draw"
     picture = None if skipped else png.name
     paths["markdown"].write_text(markdown(results, s, goals, picture), encoding="utf-8")
     if skipped is None:

@@ -99,16 +99,21 @@ class Observers:
         sql: str,
     ) -> None:
         """Build one event and hand it to every listener."""
-        event = StatementEvent(
-            query,
-            outcome,
-            duration,
-            pool_wait,
-            in_transaction,
-            None if error is None else type(error).__name__,
-            getattr(error, "sqlstate", None),
-            sql,
-        )
+        if error is None:
+            event = StatementEvent(
+                query, outcome, duration, pool_wait, in_transaction, None, None, sql
+            )
+        else:
+            event = StatementEvent(
+                query,
+                outcome,
+                duration,
+                pool_wait,
+                in_transaction,
+                type(error).__name__,
+                getattr(error, "sqlstate", None),
+                sql,
+            )
         for listener in self._listeners:
             try:
                 listener(event)
