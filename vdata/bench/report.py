@@ -241,7 +241,8 @@ def _extras_lines(results: Results) -> list[str]:
         lines.append(
             f"statement listeners, {e.hooks['op']}: off {off['us_per_op']:.1f} us/call "
             f"(CPU {off['cpu_us_per_op']:.1f} us); the no-listener test "
-            f"{e.hooks['guard_ns']:.1f} ns/call"
+            f"{e.hooks['guard_ns']:.1f} ns/call; best repeat: "
+            + ", ".join(f"{n} {v['min_us']:.1f} us" for n, v in e.hooks["variants"].items())
         )
         for name, st in e.hooks["variants"].items():
             if name == "off":
