@@ -4,8 +4,10 @@ The samples are rendered by the real prometheus_client and OpenTelemetry
 SDK from statement events with fixed durations, sent through the same
 ``db.observers.emit`` the engine calls (a Database whose pool never
 connects: no server is needed, and the figures do not vary from run to
-run). What real statements emit is proven by tests/integration/test_otel.py
-and test_prometheus.py. ``VDATA_UPDATE_DOCS=1`` rewrites the page's blocks.
+run). What real statements emit is proven by test_otel.py and
+test_prometheus.py. ``VDATA_UPDATE_DOCS=1`` rewrites the page's blocks. It
+lives here, not in tests/unit, so that CI's run with every extra
+(``-m integration``) runs it for real.
 """
 
 from __future__ import annotations
