@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import uuid
 from collections.abc import AsyncIterator
 
@@ -210,3 +211,32 @@ async def test_pool_health_reads_the_pool_without_a_round_trip(db: vdata.Databas
     assert (before.size, before.max_size, before.in_use) == (1, 1, 0)
     async with db.transaction():
         assert db.pool_health().in_use == 1
+
+
+async def test_exhausted_retries_report_each_attempt_and_the_last_as_an_error() -> None:
+    with socket.socket() as s:  # a loopback port where nothing listens
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    settings = vdata.Settings.build(
+        dsn=f"postgresql://nobody@127.0.0.1:{port}/none",
+        pool_min_size=0,
+        retry_tries=3,
+        breaker_failure_threshold=10,
+    )
+    async with await vdata.connect(settings=settings) as db:
+        rec, stats = Recorder(), vdata.QueryStats()
+        db.add_statement_listener(rec)
+        db.add_statement_listener(stats)
+        with pytest.raises(vdata.UnavailableError) as caught:
+            await db.fetchval(q("get_one"), ())
+    assert caught.value.reason == "retries_exhausted"
+    cause = type(caught.value.__cause__).__name__
+    assert rec.outcomes() == [
+        ("probe.get_one", "retried", False, cause),
+        ("probe.get_one", "retried", False, cause),
+        ("probe.get_one", "error", False, cause),
+    ]
+    # Nothing was sent: no statement time; the time went into connecting.
+    assert all(e.duration == 0.0 and e.pool_wait > 0 for e in rec.events)
+    snap = stats.snapshot()["probe.get_one"]
+    assert (snap.calls, snap.retried, snap.errors) == (3, 2, {cause: 1})

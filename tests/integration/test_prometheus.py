@@ -103,3 +103,13 @@ async def test_an_open_breaker_shows_in_the_scrape(db: vdata.Database) -> None:
         == 1
     )
     assert found[("vdata_query_duration_seconds_count", (("query", "probe.get_one"),))] == 0
+
+
+async def test_the_same_names_cannot_be_registered_twice(db: vdata.Database) -> None:
+    registry = CollectorRegistry()
+    register(db, registry=registry)
+    with pytest.raises(ValueError, match="Duplicated timeseries"):
+        register(db, registry=registry)
+    assert len(db.observers) == 1  # the refused collector's QueryStats was removed
+    register(db, registry=registry, namespace="replica")  # another prefix is fine
+    assert "replica_pool_max_connections 3.0" in generate_latest(registry).decode()

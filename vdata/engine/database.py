@@ -182,10 +182,10 @@ class Database(Generic[TxT]):
                 and is_transient(error)
                 and (q.read_only or error.not_sent)
             )
-            if not retry or self.settings.retry_tries < 2:
+            if not retry:
                 self._report(q, error, "error")
                 raise
-            first = error
+            first = error  # reported by _count_retry if retried, else below
         try:
             return await retry_call(
                 lambda: self._attempt(q, method, args),

@@ -68,6 +68,7 @@ class VdataCollector(Collector):
         namespace: str = "vdata",
         labels: Mapping[str, str] | None = None,
     ) -> None:
+        self.owns_stats = stats is None
         if stats is None:
             stats = QueryStats()
             db.add_statement_listener(stats)
@@ -77,8 +78,12 @@ class VdataCollector(Collector):
         self._const = dict(labels or {})
 
     def describe(self) -> list[Metric]:
-        """Nothing ahead of time: a registry then calls ``collect()`` lazily."""
-        return []
+        """Return the metric families (their names do not depend on the figures).
+
+        A registry uses the names to refuse a second collector with the same
+        ones: register each database once, or give each its own ``namespace``.
+        """
+        return list(self.collect())
 
     def collect(self) -> Iterator[Metric]:
         """Build every metric family from the current figures."""
@@ -188,5 +193,10 @@ def register(
 ) -> VdataCollector:
     """Register a :class:`VdataCollector` for *db* on *registry*; return it."""
     collector = VdataCollector(db, stats, namespace=namespace, labels=labels)
-    registry.register(collector)
+    try:
+        registry.register(collector)
+    except ValueError:
+        if collector.owns_stats:  # refused: stop feeding a collector nobody reads
+            db.remove_statement_listener(collector.stats)
+        raise
     return collector
