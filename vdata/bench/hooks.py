@@ -50,6 +50,24 @@ def emit_ns(listener: Any, number: int = 200_000) -> float:
     return max(0.0, (timed - empty) / number * 1e9)
 
 
+def _otel_emit_ns(db: Any) -> float | None:
+    """The event through the OpenTelemetry listener (SDK providers, nothing exported)."""
+    try:
+        from opentelemetry.sdk.metrics import MeterProvider
+        from opentelemetry.sdk.trace import TracerProvider
+
+        from vdata.exporters.otel import OpenTelemetryListener
+    except ImportError:
+        return None  # the otel extra is not installed
+    tracer, meter = TracerProvider(), MeterProvider()
+    try:
+        listener = OpenTelemetryListener(db, tracer_provider=tracer, meter_provider=meter)
+        return emit_ns(listener, number=20_000)
+    finally:
+        tracer.shutdown()
+        meter.shutdown()
+
+
 async def hooks(
     w: Workload, *, seconds: float, warmup: float, repeats: int, progress: Progress
 ) -> dict[str, Any]:
@@ -100,6 +118,7 @@ async def hooks(
             )
         use("off")
         seen = stats.snapshot().get("users.get_user_by_id")
+        otel_ns = _otel_emit_ns(db)
     out: dict[str, Any] = {"op": "users.get (get_by_id), pool of 1, latency", "variants": {}}
     for variant in VARIANTS:
         found = cells[variant]
@@ -124,5 +143,7 @@ async def hooks(
         out["variants"][variant] = entry
     out["guard_ns"] = guard_ns()
     out["emit_ns"] = {"noop listener": emit_ns(_noop), "QueryStats": emit_ns(vdata.QueryStats())}
+    if otel_ns is not None:
+        out["emit_ns"]["OpenTelemetry"] = otel_ns
     out["stats_calls_seen"] = seen.calls if seen is not None else 0
     return out

@@ -244,6 +244,12 @@ def _extras_lines(results: Results) -> list[str]:
             f"{e.hooks['guard_ns']:.1f} ns/call; best repeat: "
             + ", ".join(f"{n} {v['min_us']:.1f} us" for n, v in e.hooks["variants"].items())
         )
+        if "OpenTelemetry" in e.hooks["emit_ns"]:
+            lines.append(
+                "statement listeners, the event alone through the OpenTelemetry listener "
+                f"(a span and a histogram point, nothing exported): "
+                f"{e.hooks['emit_ns']['OpenTelemetry']:.0f} ns"
+            )
         for name, st in e.hooks["variants"].items():
             if name == "off":
                 continue
