@@ -1,6 +1,7 @@
 -- Visibility rule, the same in every query: a live project (deleted_at IS
 -- NULL) that the user owns or that is public. Writes need the owner and,
--- except archive/restore/delete, a project that is not archived.
+-- except archive/unarchive/soft delete, a project that is not archived.
+-- Soft delete and restore (its undo) are in project_lifecycle.sql.
 
 -- name: insert_project(owner_id, name, description, is_public, actor)^
 -- Create a project owned by the active user owner_id, with its audit event,
@@ -263,9 +264,9 @@ SELECT
 FROM changed AS c;
 
 -- name: update_project_archived(id, as_user, archive, actor)^
--- Archive (archive true) a live unarchived project, or restore (false) an
--- archived one, that as_user owns, with its audit event; return the new row,
--- or nothing.
+-- Archive (archive true) a live unarchived project, or unarchive (false) an
+-- archived one, that as_user owns, with its audit event (project.archive,
+-- project.unarchive); return the new row, or nothing.
 WITH old AS (
     SELECT p.*
     FROM app.projects AS p
@@ -293,62 +294,7 @@ audit AS (
     INSERT INTO app.audit_log (actor, action, entity_type, entity_id, before, after)
     SELECT
         :actor,
-        CASE WHEN :archive THEN 'project.archive' ELSE 'project.restore' END AS action,
-        'project' AS entity_type,
-        c.id::text AS entity_id,
-        c.before_row AS before,
-        to_jsonb(c) - 'before_row' AS after
-    FROM changed AS c
-)
-
-SELECT
-    c.id,
-    c.owner_id,
-    c.name,
-    c.description,
-    c.is_public,
-    c.archived_at,
-    c.created_at,
-    c.created_by,
-    c.updated_at,
-    c.updated_by,
-    c.version,
-    c.deleted_at,
-    c.deleted_by
-FROM changed AS c;
-
--- name: soft_delete_project(id, as_user, actor)^
--- Mark a live project that as_user owns deleted (archived or not), with its
--- audit event; return the deleted row, or nothing. Its tasks become
--- invisible with it.
-WITH old AS (
-    SELECT p.*
-    FROM app.projects AS p
-    WHERE
-        p.id = :id
-        AND p.owner_id = :as_user
-        AND p.deleted_at IS NULL
-    FOR UPDATE
-),
-
-changed AS (
-    UPDATE app.projects AS p
-    SET
-        deleted_at = now(),
-        deleted_by = :actor,
-        updated_by = :actor
-    FROM old AS o
-    WHERE p.id = o.id
-    RETURNING
-        p.*,
-        to_jsonb(o) AS before_row
-),
-
-audit AS (
-    INSERT INTO app.audit_log (actor, action, entity_type, entity_id, before, after)
-    SELECT
-        :actor,
-        'project.delete' AS action,
+        CASE WHEN :archive THEN 'project.archive' ELSE 'project.unarchive' END AS action,
         'project' AS entity_type,
         c.id::text AS entity_id,
         c.before_row AS before,

@@ -1,6 +1,7 @@
 -- Tasks, write side: every statement records its audit event in the same
 -- statement (a data-modifying CTE into app.audit_log). The visibility and
--- write rules are described at the top of tasks.sql.
+-- write rules are described at the top of tasks.sql. Soft delete, restore
+-- and bulk assignment are in task_lifecycle.sql.
 -- sqlfluff:templater:placeholder:as_user:0
 -- sqlfluff:templater:placeholder:assignee_id:0
 -- (For the linter only: render these parameters as literals, so that RF02
@@ -279,71 +280,6 @@ audit AS (
     SELECT
         :actor,
         'task.status' AS action,
-        'task' AS entity_type,
-        c.id::text AS entity_id,
-        c.before_row AS before,
-        to_jsonb(c) - 'before_row' AS after
-    FROM changed AS c
-)
-
-SELECT
-    c.id,
-    c.project_id,
-    c.title,
-    c.description,
-    c.status,
-    c.priority,
-    c.assignee_id,
-    c.due_at,
-    c.completed_at,
-    c.created_at,
-    c.created_by,
-    c.updated_at,
-    c.updated_by,
-    c.version,
-    c.deleted_at,
-    c.deleted_by
-FROM changed AS c;
-
--- name: soft_delete_task(id, as_user, actor)^
--- Mark a task of a live, unarchived project that as_user owns deleted, with
--- its audit event; return the deleted row, or nothing.
-WITH old AS (
-    SELECT t.*
-    FROM app.tasks AS t
-    WHERE
-        t.id = :id
-        AND t.deleted_at IS NULL
-        AND EXISTS (
-            SELECT p.id
-            FROM app.projects AS p
-            WHERE
-                p.id = t.project_id
-                AND p.deleted_at IS NULL
-                AND p.archived_at IS NULL
-                AND p.owner_id = :as_user
-        )
-    FOR UPDATE
-),
-
-changed AS (
-    UPDATE app.tasks AS t
-    SET
-        deleted_at = now(),
-        deleted_by = :actor,
-        updated_by = :actor
-    FROM old AS o
-    WHERE t.id = o.id
-    RETURNING
-        t.*,
-        to_jsonb(o) AS before_row
-),
-
-audit AS (
-    INSERT INTO app.audit_log (actor, action, entity_type, entity_id, before, after)
-    SELECT
-        :actor,
-        'task.delete' AS action,
         'task' AS entity_type,
         c.id::text AS entity_id,
         c.before_row AS before,

@@ -25,12 +25,12 @@ from vdata.models.tasks import NewTask
 pytestmark = pytest.mark.integration
 
 READS = ("get", "stats", "list")
-WRITES = ("update", "archive", "restore", "delete")
+WRITES = ("update", "archive", "unarchive", "delete")
 ACTIONS = {
     "update": "project.update",
     "archive": "project.archive",
-    "restore": "project.restore",
-    "delete": "project.delete",
+    "unarchive": "project.unarchive",
+    "delete": "project.soft_delete",
 }
 
 
@@ -52,10 +52,10 @@ def expected(op: str, state: str, who: str) -> type[Exception] | None:
     if who == "other":
         return PermissionDeniedError  # visible, but only the owner may write
     if op == "update" and archived:
-        return PermissionDeniedError  # read-only until restored
+        return PermissionDeniedError  # read-only until unarchived
     if op == "archive" and archived:
         return PermissionDeniedError
-    if op == "restore" and not archived:
+    if op == "unarchive" and not archived:
         return PermissionDeniedError
     return None
 
@@ -81,8 +81,8 @@ async def run(db: Any, op: str, project: Any, user: uuid.UUID, actor: str) -> ob
         )
     if op == "archive":
         return await db.projects.archive(pid, as_user=user, actor=actor)
-    if op == "restore":
-        return await db.projects.restore(pid, as_user=user, actor=actor)
+    if op == "unarchive":
+        return await db.projects.unarchive(pid, as_user=user, actor=actor)
     assert op == "delete"
     return await db.projects.soft_delete(pid, as_user=user, actor=actor)
 

@@ -25,7 +25,7 @@ ACTIONS = {
     "update": "task.update",
     "status": "task.status",
     "assign": "task.assign",
-    "delete": "task.delete",
+    "delete": "task.soft_delete",
 }
 # The documented rules (migrations/0302, docs/usage/tasks.md), written out again.
 ALLOWED = {

@@ -161,7 +161,7 @@ class Repository:
         self,
         q: Query[T],
         version_of: Query[Any],
-        expected_version: int,
+        expected_version: int | None,
         /,
         **params: object,
     ) -> T:
@@ -169,14 +169,17 @@ class Repository:
 
         *q* updates ``WHERE id = :id AND version = :expected_version`` and
         returns the row; *version_of* returns the current version of the
-        live row ``id = :id``, or nothing. Raise NotFoundError when the row
-        is gone, StaleVersionError when its version moved on.
+        row ``id = :id`` that *q* would change, or nothing. Raise
+        NotFoundError when the row is gone, StaleVersionError when its
+        version moved on. An *expected_version* of None is passed on as is:
+        for a query that then skips the version check (``:expected_version
+        IS NULL OR version = :expected_version``), no row means NotFoundError.
         """
         row = await self.one_or_none(q, expected_version=expected_version, **params)
         if row is not None:
             return row
         key = params["id"]
-        if await self.one_or_none(version_of, id=key) is None:
+        if expected_version is None or await self.one_or_none(version_of, id=key) is None:
             raise NotFoundError(q.entity, key)
         raise StaleVersionError(q.entity, key, expected_version=expected_version)
 

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-__all__ = ["TASK_STATUSES", "NewTask", "Task", "TaskAccess", "TaskPatch", "TaskStatus"]
+__all__ = [
+    "TASK_STATUSES",
+    "DeletedTaskAccess",
+    "NewTask",
+    "Task",
+    "TaskAccess",
+    "TaskPatch",
+    "TaskStatus",
+]
 
 import datetime as dt
 import uuid
@@ -67,3 +75,11 @@ class TaskAccess(msgspec.Struct, frozen=True):
     is_owner: bool
     can_write: bool
     visible: bool
+
+
+class DeletedTaskAccess(msgspec.Struct, frozen=True):
+    """One soft-deleted task of a live project, for one user; explains a refused restore."""
+
+    version: int
+    is_owner: bool
+    archived: bool

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-__all__ = ["Credentials", "EmailVerification", "NewUser", "User", "UserPatch"]
+__all__ = [
+    "Credentials",
+    "EmailVerification",
+    "NewUser",
+    "RevokedCredentials",
+    "User",
+    "UserPatch",
+]
 
 from datetime import datetime
 from typing import Any
@@ -68,6 +75,14 @@ class Credentials(msgspec.Struct, frozen=True):
     def __rich_repr__(self) -> list[tuple[str, Any]]:
         # msgspec's own __rich_repr__ would list every field, the hash too.
         return [("id", self.id), ("username", self.username), ("password_hash", "<hidden>")]
+
+
+class RevokedCredentials(msgspec.Struct, frozen=True):
+    """How many API keys and sessions of one user a bulk revocation revoked."""
+
+    user_id: UUID
+    api_keys: int
+    sessions: int
 
 
 class NewUser(msgspec.Struct, frozen=True, kw_only=True):

@@ -14,13 +14,14 @@ from vdata.errors import (
     AuthenticationError,
     NotFoundError,
     PermissionDeniedError,
+    StaleVersionError,
     ValidationError,
 )
 from vdata.models.api_keys import ApiKey, ApiKeyUsage, IssuedApiKey
-from vdata.queries import load
+from vdata.queries import Query, load
 from vdata.repositories._api_key_usage import UsageBuffer
 from vdata.security.tokens import SecretStr, hash_secret, mint_api_key, parse_api_key
-from vdata.security.validation import check_identifier, check_seconds
+from vdata.security.validation import check_identifier, check_seconds, check_version
 
 _Q = load()
 
@@ -33,6 +34,9 @@ _REVOKE = _Q.bind("api_keys.revoke_api_key", ApiKey, entity="API key")
 _ROTATE = _Q.bind("api_keys.rotate_api_key", ApiKey, entity="API key")
 _PURGE = _Q.bind("api_keys.delete_expired_api_keys", int)
 _USAGE = _Q.bind("api_keys.get_api_key_usage_by_user_id", ApiKeyUsage)
+_SOFT_DELETE = _Q.bind("api_keys.soft_delete_api_key", ApiKey, entity="API key")
+_RESTORE = _Q.bind("api_keys.restore_api_key", ApiKey, entity="deleted API key")
+_VERSION = _Q.bind("api_keys.get_api_key_version", int)
 
 # One message for every way a key can fail (malformed, bad checksum, unknown,
 # wrong secret, revoked, expired, owner inactive or deleted): a caller probing
@@ -172,6 +176,59 @@ class ApiKeyRepository(Repository):
         """
         who = self.actor(actor)
         return await self.one(_REVOKE, id=key_id, user_id=user_id, actor=who)
+
+    async def soft_delete(
+        self,
+        key_id: UUID,
+        *,
+        user_id: UUID | None = None,
+        expected_version: int | None = None,
+        actor: str | None = None,
+    ) -> ApiKey:
+        """Soft-delete *key_id* (only if owned by *user_id*, when given), revoking it too.
+
+        Return the key. Raise NotFoundError unless it is a live key,
+        StaleVersionError when *expected_version* is given and the key has
+        moved on.
+        """
+        return await self._lifecycle(_SOFT_DELETE, key_id, user_id, expected_version, actor)
+
+    async def restore(
+        self,
+        key_id: UUID,
+        *,
+        user_id: UUID | None = None,
+        expected_version: int | None = None,
+        actor: str | None = None,
+    ) -> ApiKey:
+        """Undo the soft delete of *key_id*: listed again, but still revoked (never usable).
+
+        Return the key. Raise NotFoundError unless it is soft-deleted (and
+        owned by *user_id*, when given), StaleVersionError as ``soft_delete``.
+        """
+        return await self._lifecycle(_RESTORE, key_id, user_id, expected_version, actor)
+
+    async def _lifecycle(
+        self,
+        q: Query[ApiKey],
+        key_id: UUID,
+        user_id: UUID | None,
+        expected_version: int | None,
+        actor: str | None,
+    ) -> ApiKey:
+        who = self.actor(actor)
+        version = check_version(expected_version)
+        key = await self.one_or_none(
+            q, id=key_id, user_id=user_id, expected_version=version, actor=who
+        )
+        if key is not None:
+            return key
+        deleted = q is _RESTORE
+        if version is None or (
+            await self.value(_VERSION, id=key_id, user_id=user_id, deleted=deleted) is None
+        ):
+            raise NotFoundError(q.entity, key_id)
+        raise StaleVersionError(q.entity, key_id, expected_version=version)
 
     async def rotate(
         self,

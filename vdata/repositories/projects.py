@@ -2,7 +2,8 @@
 
 Access rule (the same in every query): a live project is visible to its
 owner and, when public, to everyone; only the owner may change it, and an
-archived project is read-only until restored. A project the user may not
+archived project is read-only until unarchived. A soft-deleted project is
+visible to nobody; only its owner may restore it. A project the user may not
 see answers NotFoundError, exactly as a project that does not exist, so
 that a private project's existence never leaks. A user who can see a
 project but not change it (someone else's public project) gets
@@ -14,13 +15,21 @@ from __future__ import annotations
 __all__ = ["ProjectRepository"]
 
 import uuid
+from collections.abc import Sequence
 from typing import Any, NoReturn
 
 from vdata.engine.repository import Page, Repository, Slice
 from vdata.errors import NotFoundError, PermissionDeniedError, StaleVersionError
 from vdata.models.projects import NewProject, Project, ProjectAccess, ProjectPatch, ProjectStats
 from vdata.queries import load
-from vdata.security.validation import check_filter, check_identifier, check_input, check_text
+from vdata.security.validation import (
+    check_filter,
+    check_identifier,
+    check_ids,
+    check_input,
+    check_text,
+    check_version,
+)
 
 _Q = load()
 
@@ -33,7 +42,13 @@ _LIST_AFTER = _Q.bind("projects.list_projects_after", Project)
 _UPDATE = _Q.bind("projects.update_project", Project)
 _ARCHIVED = _Q.bind("projects.update_project_archived", Project)
 _DELETE = _Q.bind("projects.soft_delete_project", Project)
+_RESTORE = _Q.bind("projects.restore_project", Project, entity="deleted project")
+_DELETED_VERSION = _Q.bind("projects.get_deleted_project_version", int)
+_DELETE_MANY = _Q.bind("projects.soft_delete_projects", Project)
+_RESTORE_MANY = _Q.bind("projects.restore_projects", Project)
 _STATS = _Q.bind("projects.get_project_stats", ProjectStats)
+
+MAX_BULK = 10_000
 
 
 def _name(value: str) -> str:
@@ -176,25 +191,112 @@ class ProjectRepository(Repository):
         """
         return await self._set_archived(project_id, as_user, actor, archive=True)
 
-    async def restore(
+    async def unarchive(
         self, project_id: uuid.UUID, *, as_user: uuid.UUID, actor: str | None = None
     ) -> Project:
-        """Restore an archived project; raise PermissionDeniedError if it is not archived."""
+        """Make an archived project writable again; PermissionDeniedError if it is not archived."""
         return await self._set_archived(project_id, as_user, actor, archive=False)
 
     async def soft_delete(
-        self, project_id: uuid.UUID, *, as_user: uuid.UUID, actor: str | None = None
+        self,
+        project_id: uuid.UUID,
+        *,
+        as_user: uuid.UUID,
+        expected_version: int | None = None,
+        actor: str | None = None,
     ) -> Project:
         """Soft-delete the project (its tasks vanish with it); return the deleted row.
 
-        Raise NotFoundError (not visible) or PermissionDeniedError (not the owner).
+        With *expected_version*, only at that version. Raise NotFoundError
+        (not visible), PermissionDeniedError (not the owner),
+        StaleVersionError (someone changed it first).
         """
         deleted = await self.one_or_none(
-            _DELETE, id=project_id, as_user=as_user, actor=self.actor(actor)
+            _DELETE,
+            id=project_id,
+            as_user=as_user,
+            expected_version=check_version(expected_version),
+            actor=self.actor(actor),
         )
         if deleted is None:
-            await self._refuse(project_id, as_user, archived_ok=True)
+            await self._refuse(
+                project_id, as_user, expected_version=expected_version, archived_ok=True
+            )
         return deleted
+
+    async def restore(
+        self,
+        project_id: uuid.UUID,
+        *,
+        as_user: uuid.UUID,
+        expected_version: int | None = None,
+        actor: str | None = None,
+    ) -> Project:
+        """Undo the soft delete of the project, archived or not; return the restored row.
+
+        Its tasks come back with it (those deleted on their own stay
+        deleted). Raise NotFoundError unless it is a soft-deleted project
+        *as_user* owns, StaleVersionError when *expected_version* is given
+        and the project has moved on, ConflictError
+        (``unique_projects_owner_id_and_name``) when a live project of the
+        owner has its name now.
+        """
+        restored = await self.one_or_none(
+            _RESTORE,
+            id=project_id,
+            as_user=as_user,
+            expected_version=check_version(expected_version),
+            actor=self.actor(actor),
+        )
+        if restored is None:
+            if await self.value(_DELETED_VERSION, id=project_id, as_user=as_user) is None:
+                raise NotFoundError("deleted project", project_id)
+            raise StaleVersionError(
+                "deleted project", project_id, expected_version=expected_version
+            )
+        return restored
+
+    async def soft_delete_many(
+        self, project_ids: Sequence[uuid.UUID], *, as_user: uuid.UUID, actor: str | None = None
+    ) -> list[Project]:
+        """Soft-delete every project in *project_ids* in one statement, all or nothing.
+
+        Return the deleted rows by id. Raise as ``soft_delete`` for the first
+        project that does not qualify (nothing is deleted then).
+        """
+        ids = check_ids("project_ids", project_ids, max_count=MAX_BULK)
+        if not ids:
+            return []
+        deleted = await self.many(_DELETE_MANY, ids=ids, as_user=as_user, actor=self.actor(actor))
+        if not deleted:
+            for project_id in ids:  # find the one to blame; only on failure
+                access = await self.one_or_none(_ACCESS, id=project_id, as_user=as_user)
+                if access is None or not access.visible:
+                    raise NotFoundError("project", project_id)
+                if not access.is_owner:
+                    raise PermissionDeniedError("only the owner may change this project")
+            raise StaleVersionError("project", None)  # every one qualifies now: try again
+        return deleted
+
+    async def restore_many(
+        self, project_ids: Sequence[uuid.UUID], *, as_user: uuid.UUID, actor: str | None = None
+    ) -> list[Project]:
+        """Restore every soft-deleted project in *project_ids* in one statement, all or nothing.
+
+        Return the restored rows by id. Raise NotFoundError for the first id
+        that is not a soft-deleted project of *as_user*, ConflictError as
+        ``restore`` (nothing is restored then).
+        """
+        ids = check_ids("project_ids", project_ids, max_count=MAX_BULK)
+        if not ids:
+            return []
+        restored = await self.many(_RESTORE_MANY, ids=ids, as_user=as_user, actor=self.actor(actor))
+        if not restored:
+            for project_id in ids:
+                if await self.value(_DELETED_VERSION, id=project_id, as_user=as_user) is None:
+                    raise NotFoundError("deleted project", project_id)
+            raise StaleVersionError("deleted project", None)
+        return restored
 
     async def stats(self, project_id: uuid.UUID, *, as_user: uuid.UUID) -> ProjectStats:
         """Return task counts per status, completion rate and overdue count, in one query."""
@@ -229,5 +331,5 @@ class ProjectRepository(Repository):
             state = "archived" if access.archived else "not archived"
             raise PermissionDeniedError(f"the project is already {state}")
         if access.archived and not archived_ok:
-            raise PermissionDeniedError("the project is archived; restore it first")
+            raise PermissionDeniedError("the project is archived; unarchive it first")
         raise StaleVersionError("project", project_id, expected_version=expected_version)

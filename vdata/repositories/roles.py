@@ -6,13 +6,16 @@ __all__ = ["NAME_PATTERN", "RoleRepository"]
 
 import builtins
 import re
+from typing import TypeVar
 from uuid import UUID
 
 from vdata.engine.repository import Repository
 from vdata.errors import ValidationError
 from vdata.models.roles import Permission, Role
-from vdata.queries import load
-from vdata.security.validation import check_identifier, check_text
+from vdata.queries import Query, load
+from vdata.security.validation import check_identifier, check_text, check_version
+
+T = TypeVar("T")
 
 _Q = load()
 
@@ -31,6 +34,14 @@ _UNASSIGN = _Q.bind("roles.unassign_role", bool)
 _PERMISSION_NAMES = _Q.bind("roles.list_permission_names_by_user_id", list)
 _HAS_PERMISSION = _Q.bind("roles.user_has_permission", bool)
 _ROLES_OF_USER = _Q.bind("roles.list_roles_by_user_id", Role)
+_SOFT_DELETE_ROLE = _Q.bind("roles.soft_delete_role", Role)
+_RESTORE_ROLE = _Q.bind("roles.restore_role", Role, entity="deleted role")
+_ROLE_VERSION = _Q.bind("roles.get_role_version", int)
+_DELETED_ROLE_VERSION = _Q.bind("roles.get_deleted_role_version", int)
+_SOFT_DELETE_PERMISSION = _Q.bind("roles.soft_delete_permission", Permission)
+_RESTORE_PERMISSION = _Q.bind("roles.restore_permission", Permission, entity="deleted permission")
+_PERMISSION_VERSION = _Q.bind("roles.get_permission_version", int)
+_DELETED_PERMISSION_VERSION = _Q.bind("roles.get_deleted_permission_version", int)
 
 # The schema's check_roles_name_shape / check_permissions_name_shape.
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_.:-]{0,62}$")
@@ -76,6 +87,26 @@ class RoleRepository(Repository):
         """Return every live role, by name."""
         return await self.many(_LIST_ROLES)
 
+    async def soft_delete(
+        self, id: UUID, *, expected_version: int | None = None, actor: str | None = None
+    ) -> Role:
+        """Soft-delete the live role *id*; it keeps its name and grants, and grants nothing.
+
+        Raise NotFoundError, StaleVersionError (with *expected_version*).
+        """
+        return await self._versioned(_SOFT_DELETE_ROLE, _ROLE_VERSION, id, expected_version, actor)
+
+    async def restore(
+        self, id: UUID, *, expected_version: int | None = None, actor: str | None = None
+    ) -> Role:
+        """Undo the soft delete of role *id*: its grants apply again. Never ConflictError.
+
+        Raise NotFoundError unless it is soft-deleted, StaleVersionError.
+        """
+        return await self._versioned(
+            _RESTORE_ROLE, _DELETED_ROLE_VERSION, id, expected_version, actor
+        )
+
     async def create_permission(
         self, name: str, *, description: str = "", actor: str | None = None
     ) -> Permission:
@@ -97,6 +128,28 @@ class RoleRepository(Repository):
     async def list_permissions(self) -> builtins.list[Permission]:
         """Return every live permission, by name."""
         return await self.many(_LIST_PERMISSIONS)
+
+    async def soft_delete_permission(
+        self, id: UUID, *, expected_version: int | None = None, actor: str | None = None
+    ) -> Permission:
+        """Soft-delete the live permission *id*; no role grants it until it is restored.
+
+        Raise NotFoundError, StaleVersionError (with *expected_version*).
+        """
+        return await self._versioned(
+            _SOFT_DELETE_PERMISSION, _PERMISSION_VERSION, id, expected_version, actor
+        )
+
+    async def restore_permission(
+        self, id: UUID, *, expected_version: int | None = None, actor: str | None = None
+    ) -> Permission:
+        """Undo the soft delete of permission *id*. Never ConflictError.
+
+        Raise NotFoundError unless it is soft-deleted, StaleVersionError.
+        """
+        return await self._versioned(
+            _RESTORE_PERMISSION, _DELETED_PERMISSION_VERSION, id, expected_version, actor
+        )
 
     async def grant(self, role_id: UUID, permission_id: UUID, *, actor: str | None = None) -> bool:
         """Let role *role_id* grant *permission_id*; return False if it already did.
@@ -147,3 +200,15 @@ class RoleRepository(Repository):
             return False
         check_text("permission", permission, max_length=200)
         return bool(await self.value(_HAS_PERMISSION, user_id=user_id, permission=permission))
+
+    async def _versioned(
+        self,
+        q: Query[T],
+        version_of: Query[int],
+        id: UUID,
+        expected_version: int | None,
+        actor: str | None,
+    ) -> T:
+        who = self.actor(actor)
+        version = check_version(expected_version)
+        return await self.update_versioned(q, version_of, version, id=id, actor=who)

@@ -4,8 +4,10 @@ Reads see a task when its project is visible to the user (owned or public)
 or when the task is assigned to the user; anything else is NotFoundError,
 so private projects do not leak. Content and status changes are for the
 project owner and the task's assignee; create, assign and delete for the
-owner only (PermissionDeniedError otherwise). An archived project's tasks
-are read-only. Status changes follow ``app.task_status_transition_allowed``
+owner only (PermissionDeniedError otherwise), and so are soft delete and
+restore: a soft-deleted task is visible to nobody, so restoring it as
+anyone else is NotFoundError. An archived project's tasks are read-only.
+Status changes follow ``app.task_status_transition_allowed``
 (docs/usage/tasks.md); an illegal one is ValidationError and changes nothing.
 """
 
@@ -23,9 +25,22 @@ import msgspec
 from vdata.engine.repository import Repository, Slice
 from vdata.errors import NotFoundError, PermissionDeniedError, StaleVersionError, ValidationError
 from vdata.models.projects import ProjectAccess
-from vdata.models.tasks import TASK_STATUSES, NewTask, Task, TaskAccess, TaskPatch
+from vdata.models.tasks import (
+    TASK_STATUSES,
+    DeletedTaskAccess,
+    NewTask,
+    Task,
+    TaskAccess,
+    TaskPatch,
+)
 from vdata.queries import Query, load
-from vdata.security.validation import check_identifier, check_input, check_text
+from vdata.security.validation import (
+    check_identifier,
+    check_ids,
+    check_input,
+    check_text,
+    check_version,
+)
 
 _Q = load()
 
@@ -41,6 +56,11 @@ _ASSIGN = _Q.bind("tasks.update_task_assignee", Task)
 _STATUS = _Q.bind("tasks.update_task_status", Task)
 _STATUS_MANY = _Q.bind("tasks.update_tasks_status", Task)
 _DELETE = _Q.bind("tasks.soft_delete_task", Task)
+_RESTORE = _Q.bind("tasks.restore_task", Task, entity="deleted task")
+_DELETE_MANY = _Q.bind("tasks.soft_delete_tasks", Task)
+_RESTORE_MANY = _Q.bind("tasks.restore_tasks", Task)
+_ASSIGN_MANY = _Q.bind("tasks.update_tasks_assignee", Task)
+_DELETED_ACCESS = _Q.bind("tasks.get_deleted_task_access", DeletedTaskAccess)
 _LOCK_PROJECT = _Q.bind("tasks.lock_project_for_new_tasks", uuid.UUID)
 _LOCK_USERS = _Q.bind("tasks.count_active_users_locked", int)
 _AUDIT_CREATED = _Q.bind("tasks.insert_task_audit_events", Task)
@@ -289,15 +309,120 @@ class TaskRepository(Repository):
         return changed
 
     async def soft_delete(
-        self, task_id: uuid.UUID, *, as_user: uuid.UUID, actor: str | None = None
+        self,
+        task_id: uuid.UUID,
+        *,
+        as_user: uuid.UUID,
+        expected_version: int | None = None,
+        actor: str | None = None,
     ) -> Task:
-        """Soft-delete the task; project owner only. Return the deleted row."""
+        """Soft-delete the task (project owner only, at *expected_version* if given).
+
+        Return the deleted row. Raise NotFoundError, PermissionDeniedError
+        (not the owner, or the project is archived), StaleVersionError.
+        """
         deleted = await self.one_or_none(
-            _DELETE, id=task_id, as_user=as_user, actor=self.actor(actor)
+            _DELETE,
+            id=task_id,
+            as_user=as_user,
+            expected_version=check_version(expected_version),
+            actor=self.actor(actor),
         )
         if deleted is None:
-            await self._refuse(task_id, as_user, owner_only=True)
+            await self._refuse(task_id, as_user, owner_only=True, version=expected_version)
         return deleted
+
+    async def restore(
+        self,
+        task_id: uuid.UUID,
+        *,
+        as_user: uuid.UUID,
+        expected_version: int | None = None,
+        actor: str | None = None,
+    ) -> Task:
+        """Undo the soft delete of the task (project owner only); return the restored row.
+
+        Raise NotFoundError unless it is a soft-deleted task of a live project
+        *as_user* owns, PermissionDeniedError if that project is archived,
+        StaleVersionError when *expected_version* is given and the task has
+        moved on.
+        """
+        restored = await self.one_or_none(
+            _RESTORE,
+            id=task_id,
+            as_user=as_user,
+            expected_version=check_version(expected_version),
+            actor=self.actor(actor),
+        )
+        if restored is None:
+            await self._explain_deleted(task_id, as_user)
+            raise StaleVersionError("deleted task", task_id, expected_version=expected_version)
+        return restored
+
+    async def soft_delete_many(
+        self, task_ids: Sequence[uuid.UUID], *, as_user: uuid.UUID, actor: str | None = None
+    ) -> list[Task]:
+        """Soft-delete every task in *task_ids* in one statement, all or nothing.
+
+        Return the deleted rows by id. Raise as ``soft_delete`` for the first
+        task that does not qualify (nothing is deleted then).
+        """
+        ids = check_ids("task_ids", task_ids, max_count=MAX_BULK)
+        if not ids:
+            return []
+        deleted = await self.many(_DELETE_MANY, ids=ids, as_user=as_user, actor=self.actor(actor))
+        if not deleted:
+            for task_id in ids:  # find the one to blame; only on failure
+                await self._explain(task_id, as_user, owner_only=True)
+            raise StaleVersionError("task", None)  # every one qualifies now: try again
+        return deleted
+
+    async def restore_many(
+        self, task_ids: Sequence[uuid.UUID], *, as_user: uuid.UUID, actor: str | None = None
+    ) -> list[Task]:
+        """Restore every soft-deleted task in *task_ids* in one statement, all or nothing.
+
+        Return the restored rows by id. Raise as ``restore`` for the first
+        task that does not qualify (nothing is restored then).
+        """
+        ids = check_ids("task_ids", task_ids, max_count=MAX_BULK)
+        if not ids:
+            return []
+        restored = await self.many(_RESTORE_MANY, ids=ids, as_user=as_user, actor=self.actor(actor))
+        if not restored:
+            for task_id in ids:
+                await self._explain_deleted(task_id, as_user)
+            raise StaleVersionError("deleted task", None)
+        return restored
+
+    async def assign_many(
+        self,
+        task_ids: Sequence[uuid.UUID],
+        assignee_id: uuid.UUID | None,
+        *,
+        as_user: uuid.UUID,
+        actor: str | None = None,
+    ) -> list[Task]:
+        """Assign every task in *task_ids* to *assignee_id* (None: unassign), all or nothing.
+
+        Project owner only, as ``assign``; return the changed rows by id.
+        Raise ValidationError if the assignee is not an active user, else as
+        ``assign`` for the first task that does not qualify.
+        """
+        ids = check_ids("task_ids", task_ids, max_count=MAX_BULK)
+        if assignee_id is not None and not isinstance(assignee_id, uuid.UUID):
+            raise ValidationError("assignee_id must be a UUID or None", field="assignee_id")
+        if not ids:
+            return []
+        changed = await self.many(
+            _ASSIGN_MANY, ids=ids, as_user=as_user, assignee_id=assignee_id, actor=self.actor(actor)
+        )
+        if not changed:
+            await self._check_assignee(assignee_id)
+            for task_id in ids:
+                await self._explain(task_id, as_user, owner_only=True)
+            raise StaleVersionError("task", None)
+        return changed
 
     # -- reads ---------------------------------------------------------------
 
@@ -380,9 +505,17 @@ class TaskRepository(Repository):
         if not access.is_owner:
             raise PermissionDeniedError("only the project owner may add tasks")
         if access.archived:
-            raise PermissionDeniedError("the project is archived; restore it first")
+            raise PermissionDeniedError("the project is archived; unarchive it first")
         await self._check_assignee(assignee_id)
         raise StaleVersionError("project", project_id)  # it changed under us; try again
+
+    async def _explain_deleted(self, task_id: uuid.UUID, as_user: uuid.UUID) -> None:
+        """Raise why *task_id* cannot be restored; return if nothing refuses it now."""
+        access = await self.one_or_none(_DELETED_ACCESS, id=task_id, as_user=as_user)
+        if access is None or not access.is_owner:
+            raise NotFoundError("deleted task", task_id)
+        if access.archived:
+            raise PermissionDeniedError("the project is archived; unarchive it first")
 
     async def _check_assignee(self, assignee_id: uuid.UUID | None) -> None:
         if assignee_id is not None and not await self.value(_USER_ACTIVE, id=assignee_id):
@@ -405,7 +538,7 @@ class TaskRepository(Repository):
             who = "the project owner" if owner_only else "the project owner or the assignee"
             raise PermissionDeniedError(f"only {who} may change this task")
         if access.archived:
-            raise PermissionDeniedError("the project is archived; restore it first")
+            raise PermissionDeniedError("the project is archived; unarchive it first")
         current = access.status
         if status is not None and not await self.value(
             _ALLOWED, from_status=current, to_status=status

@@ -10,6 +10,7 @@ from __future__ import annotations
 __all__ = ["INVALID_LOGIN", "INVALID_VERIFICATION", "SORT_KEYS", "UserRepository"]
 
 import builtins
+from collections.abc import Sequence
 from datetime import timedelta
 from ipaddress import IPv4Address, IPv6Address, ip_address
 from typing import Any
@@ -19,10 +20,18 @@ from vdata.engine.repository import Page, Repository, Slice
 from vdata.errors import (
     AccountLockedError,
     AuthenticationError,
+    NotFoundError,
     StaleVersionError,
     ValidationError,
 )
-from vdata.models.users import Credentials, EmailVerification, NewUser, User, UserPatch
+from vdata.models.users import (
+    Credentials,
+    EmailVerification,
+    NewUser,
+    RevokedCredentials,
+    User,
+    UserPatch,
+)
 from vdata.queries import Query, load
 from vdata.security.passwords import (
     MAX_PASSWORD_BYTES,
@@ -34,9 +43,11 @@ from vdata.security.tokens import SecretStr, hash_token, mint_token
 from vdata.security.validation import (
     check_actor,
     check_email,
+    check_ids,
     check_input,
     check_text,
     check_username,
+    check_version,
     utf8,
 )
 
@@ -54,6 +65,10 @@ _SET_ACTIVE = _Q.bind("users.set_user_active", User)
 _SOFT_DELETE = _Q.bind("users.soft_delete_user", User)
 _RESTORE = _Q.bind("users.restore_user", User, entity="deleted user")
 _PURGE = _Q.bind("users.purge_user", User, entity="deleted user")
+_DELETED_VERSION = _Q.bind("users.get_deleted_user_version", int)
+_SOFT_DELETE_MANY = _Q.bind("users.soft_delete_users", User)
+_RESTORE_MANY = _Q.bind("users.restore_users", User)
+_REVOKE_CREDENTIALS = _Q.bind("users.revoke_user_credentials", RevokedCredentials, entity="user")
 _CREDENTIALS_BY_LOGIN = _Q.bind("users.get_user_credentials_by_login", Credentials)
 _CREDENTIALS_BY_ID = _Q.bind("users.get_user_credentials_by_id", Credentials)
 _RECORD_FAILURE = _Q.bind("users.record_failed_login", User)
@@ -82,6 +97,7 @@ SORT_KEYS = tuple(sorted(_LISTS))
 USERNAME_MAX = 32
 FULL_NAME_MAX = 200
 _SEARCH_MAX = 254
+MAX_BULK = 10_000
 
 
 def _username(value: str) -> str:
@@ -239,15 +255,80 @@ class UserRepository(Repository):
         who = self.actor(actor)
         return await self.one(_SET_ACTIVE, id=id, active=False, actor=who)
 
-    async def soft_delete(self, id: UUID, *, actor: str | None = None) -> User:
-        """Soft-delete the live user *id* (it keeps its username and email); NotFoundError."""
-        who = self.actor(actor)
-        return await self.one(_SOFT_DELETE, id=id, actor=who)
+    async def soft_delete(
+        self, id: UUID, *, expected_version: int | None = None, actor: str | None = None
+    ) -> User:
+        """Soft-delete the live user *id* (it keeps its username and email); return it.
 
-    async def restore(self, id: UUID, *, actor: str | None = None) -> User:
-        """Undo the soft delete of user *id*; raise NotFoundError unless it is soft-deleted."""
+        With *expected_version*, only at that version. Raise NotFoundError,
+        StaleVersionError.
+        """
         who = self.actor(actor)
-        return await self.one(_RESTORE, id=id, actor=who)
+        version = check_version(expected_version)
+        return await self.update_versioned(_SOFT_DELETE, _VERSION, version, id=id, actor=who)
+
+    async def restore(
+        self, id: UUID, *, expected_version: int | None = None, actor: str | None = None
+    ) -> User:
+        """Undo the soft delete of user *id*; return it.
+
+        Raise NotFoundError unless it is soft-deleted, StaleVersionError when
+        *expected_version* is given and the user has moved on. Never
+        ConflictError: usernames and emails stay taken after a soft delete.
+        """
+        who = self.actor(actor)
+        version = check_version(expected_version)
+        return await self.update_versioned(_RESTORE, _DELETED_VERSION, version, id=id, actor=who)
+
+    async def soft_delete_many(
+        self, ids: Sequence[UUID], *, actor: str | None = None
+    ) -> builtins.list[User]:
+        """Soft-delete every user in *ids* in one statement, all or nothing; return them by id.
+
+        Raise NotFoundError for the first id that is not a live user
+        (nothing is deleted then).
+        """
+        who = self.actor(actor)
+        unique = check_ids("ids", ids, max_count=MAX_BULK)
+        if not unique:
+            return []
+        deleted = await self.many(_SOFT_DELETE_MANY, ids=unique, actor=who)
+        if not deleted:
+            for user_id in unique:
+                if await self.value(_VERSION, id=user_id) is None:
+                    raise NotFoundError("user", user_id)
+            raise StaleVersionError("user", None)  # every one qualifies now: try again
+        return deleted
+
+    async def restore_many(
+        self, ids: Sequence[UUID], *, actor: str | None = None
+    ) -> builtins.list[User]:
+        """Restore every soft-deleted user in *ids* in one statement, all or nothing.
+
+        Return them by id. Raise NotFoundError for the first id that is not
+        a soft-deleted user (nothing is restored then).
+        """
+        who = self.actor(actor)
+        unique = check_ids("ids", ids, max_count=MAX_BULK)
+        if not unique:
+            return []
+        restored = await self.many(_RESTORE_MANY, ids=unique, actor=who)
+        if not restored:
+            for user_id in unique:
+                if await self.value(_DELETED_VERSION, id=user_id) is None:
+                    raise NotFoundError("deleted user", user_id)
+            raise StaleVersionError("deleted user", None)
+        return restored
+
+    async def revoke_credentials(self, id: UUID, *, actor: str | None = None) -> RevokedCredentials:
+        """Revoke every API key and live session of user *id* in one statement.
+
+        One audit event per credential (``api_key.revoke``,
+        ``session.revoke``); works for a soft-deleted user too. Return the
+        counts. Raise NotFoundError if there is no such user.
+        """
+        who = self.actor(actor)
+        return await self.one(_REVOKE_CREDENTIALS, user_id=id, actor=who)
 
     async def purge(self, id: UUID, *, actor: str | None = None) -> User:
         """Delete the soft-deleted user *id* for good, with its keys, sessions and roles.

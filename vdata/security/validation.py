@@ -18,17 +18,21 @@ __all__ = [
     "check_email",
     "check_filter",
     "check_identifier",
+    "check_ids",
     "check_input",
     "check_instant",
     "check_seconds",
     "check_text",
     "check_username",
+    "check_version",
     "json_text",
     "utf8",
 ]
 
 import datetime as dt
 import re
+import uuid
+from collections.abc import Iterable
 from typing import Any, TypeVar
 
 import msgspec
@@ -180,3 +184,30 @@ def check_instant(field: str, value: dt.datetime | None) -> dt.datetime | None:
             f"{field} must be timezone-aware (e.g. datetime.now(UTC)), not naive", field=field
         )
     return value
+
+
+def check_version(value: int | None, *, field: str = "expected_version") -> int | None:
+    """Return *value* (None included) if it can be an optimistic-lock version."""
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 2**31 - 1:
+        raise ValidationError(f"{field} must be a positive int or None", field=field)
+    return value
+
+
+def check_ids(field: str, values: Iterable[uuid.UUID], *, max_count: int) -> list[uuid.UUID]:
+    """Return *values* as a list of UUIDs without duplicates, in the order given.
+
+    Raise ValidationError for a single string (an easy slip for one id), an
+    element that is not a UUID, or more than *max_count* distinct ids.
+    """
+    if isinstance(values, (str, bytes)) or not isinstance(values, Iterable):
+        raise ValidationError(f"{field} must be a sequence of UUIDs", field=field)
+    unique: dict[uuid.UUID, None] = {}
+    for value in values:
+        if not isinstance(value, uuid.UUID):
+            raise ValidationError(f"{field} must hold UUIDs only", field=field)
+        unique[value] = None
+        if len(unique) > max_count:
+            raise ValidationError(f"{field}: at most {max_count} ids at once", field=field)
+    return list(unique)
