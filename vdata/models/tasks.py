@@ -8,6 +8,7 @@ __all__ = [
     "NewTask",
     "Task",
     "TaskAccess",
+    "TaskFilter",
     "TaskPatch",
     "TaskStatus",
 ]
@@ -51,6 +52,26 @@ class NewTask(msgspec.Struct, frozen=True, kw_only=True):
     priority: int = 2
     assignee_id: uuid.UUID | None = None
     due_at: dt.datetime | None = None
+
+
+class TaskFilter(msgspec.Struct, frozen=True, kw_only=True):
+    """Optional filters of a task listing; None (the default) leaves one out.
+
+    Lists are membership (``status = any(statuses)``; an empty list matches
+    nothing). Priorities are inclusive; time ranges are half-open,
+    ``from <= t < to``, either end optional; datetimes must be timezone-aware.
+    """
+
+    statuses: list[str] | None = None
+    assignee_ids: list[uuid.UUID] | None = None
+    priority_min: int | None = None
+    priority_max: int | None = None
+    created_from: dt.datetime | None = None
+    created_to: dt.datetime | None = None
+    updated_from: dt.datetime | None = None
+    updated_to: dt.datetime | None = None
+    due_from: dt.datetime | None = None
+    due_to: dt.datetime | None = None
 
 
 class TaskPatch(msgspec.Struct, frozen=True, kw_only=True):

@@ -22,7 +22,7 @@ from typing import Any, NoReturn
 
 import msgspec
 
-from vdata.engine.repository import Repository, Slice
+from vdata.engine.repository import Page, Repository, Slice
 from vdata.errors import NotFoundError, PermissionDeniedError, StaleVersionError, ValidationError
 from vdata.models.projects import ProjectAccess
 from vdata.models.tasks import (
@@ -31,6 +31,7 @@ from vdata.models.tasks import (
     NewTask,
     Task,
     TaskAccess,
+    TaskFilter,
     TaskPatch,
 )
 from vdata.queries import Query, load
@@ -38,6 +39,7 @@ from vdata.security.validation import (
     check_identifier,
     check_ids,
     check_input,
+    check_instant,
     check_text,
     check_version,
 )
@@ -69,6 +71,9 @@ _ACCESS = _Q.bind("tasks.get_task_access", TaskAccess)
 _PROJECT_ACCESS = _Q.bind("projects.get_project_access", ProjectAccess)
 _USER_ACTIVE = _Q.bind("tasks.get_user_is_active", bool)
 _ALLOWED = _Q.bind("tasks.get_status_transition_allowed", bool)
+_MATCHING = _Q.bind("tasks.list_tasks_matching", Task)
+_MATCHING_COUNT = _Q.bind("tasks.count_tasks_matching", int)
+_MATCHING_AFTER = _Q.bind("tasks.list_tasks_matching_after", Task)
 
 # Columns COPY fills; the rest come from defaults and app.stamp_row().
 COPY_COLUMNS = (
@@ -83,6 +88,7 @@ COPY_COLUMNS = (
     "updated_by",
 )
 MAX_BULK = 10_000
+MAX_FILTER_IDS = 1000
 
 
 def _title(value: str) -> str:
@@ -104,6 +110,33 @@ def check_status(value: str) -> str:
     if not isinstance(value, str) or value not in TASK_STATUSES:
         raise ValidationError(f"status must be one of {sorted(TASK_STATUSES)}", field="status")
     return value
+
+
+def _filters(project_ids: Sequence[uuid.UUID], where: TaskFilter | None) -> dict[str, object]:
+    """Return the parameters of the tasks.*_matching queries, each checked."""
+    projects = check_ids("project_ids", project_ids, max_count=MAX_FILTER_IDS)
+    if not projects:
+        raise ValidationError("project_ids must name at least one project", field="project_ids")
+    f = TaskFilter() if where is None else check_input("where", where, TaskFilter)
+    statuses = None
+    if f.statuses is not None:
+        if isinstance(f.statuses, str):
+            raise ValidationError("statuses must be a list of statuses", field="statuses")
+        statuses = sorted({check_status(s) for s in f.statuses})
+    assignees = None
+    if f.assignee_ids is not None:
+        assignees = check_ids("assignee_ids", f.assignee_ids, max_count=MAX_FILTER_IDS)
+    bounds: dict[str, object] = {}
+    for name in ("priority_min", "priority_max"):
+        value = getattr(f, name)
+        bounds[name] = None if value is None else _priority(value)
+    for name in ("created", "updated", "due"):
+        low = check_instant(f"{name}_from", getattr(f, f"{name}_from"))
+        high = check_instant(f"{name}_to", getattr(f, f"{name}_to"))
+        if low is not None and high is not None and low > high:
+            raise ValidationError(f"{name}_from must not be after {name}_to", field=f"{name}_from")
+        bounds[f"{name}_from"], bounds[f"{name}_to"] = low, high
+    return {"project_ids": projects, "statuses": statuses, "assignee_ids": assignees, **bounds}
 
 
 def _by_created(task: Task) -> tuple[dt.datetime, uuid.UUID]:
@@ -470,6 +503,41 @@ class TaskRepository(Repository):
         status = None if status is None else check_status(status)
         return await self.keyset_page(
             q, cursor, limit, _by_created, _after_created, status=status, **filters
+        )
+
+    async def find(
+        self,
+        project_ids: Sequence[uuid.UUID],
+        where: TaskFilter | None = None,
+        *,
+        as_user: uuid.UUID,
+        offset: int = 0,
+        limit: int = 50,
+    ) -> Page[Task]:
+        """Return one offset page (oldest first) of the tasks of *project_ids* matching *where*.
+
+        Only tasks *as_user* may see are listed and counted. Raise
+        ValidationError for a bad filter (an unknown status, a naive
+        datetime, a range whose start is after its end, no project).
+        """
+        filters = _filters(project_ids, where)
+        return await self.offset_page(
+            _MATCHING, _MATCHING_COUNT, offset, limit, as_user=as_user, **filters
+        )
+
+    async def find_after(
+        self,
+        project_ids: Sequence[uuid.UUID],
+        where: TaskFilter | None = None,
+        *,
+        as_user: uuid.UUID,
+        cursor: str | None = None,
+        limit: int = 50,
+    ) -> Slice[Task]:
+        """Return one keyset page of the tasks ``find`` lists; pass ``next_cursor`` on."""
+        filters = _filters(project_ids, where)
+        return await self.keyset_page(
+            _MATCHING_AFTER, cursor, limit, _by_created, _after_created, as_user=as_user, **filters
         )
 
     async def overdue(
