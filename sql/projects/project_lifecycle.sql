@@ -149,21 +149,16 @@ WITH old AS (
     FOR UPDATE
 ),
 
-verdict AS (
-    SELECT count(*) AS found
-    FROM old
-),
-
 changed AS (
     UPDATE app.projects AS p
     SET
         deleted_at = now(),
         deleted_by = :actor,
         updated_by = :actor
-    FROM old AS o, verdict AS v
+    FROM old AS o
     WHERE
         p.id = o.id
-        AND v.found = cardinality(:ids::uuid[])
+        AND (SELECT count(*) FROM old) = cardinality(:ids::uuid[])
     RETURNING
         p.*,
         to_jsonb(o) AS before_row
@@ -215,21 +210,16 @@ WITH old AS (
     FOR UPDATE
 ),
 
-verdict AS (
-    SELECT count(*) AS found
-    FROM old
-),
-
 changed AS (
     UPDATE app.projects AS p
     SET
         deleted_at = NULL,
         deleted_by = NULL,
         updated_by = :actor
-    FROM old AS o, verdict AS v
+    FROM old AS o
     WHERE
         p.id = o.id
-        AND v.found = cardinality(:ids::uuid[])
+        AND (SELECT count(*) FROM old) = cardinality(:ids::uuid[])
     RETURNING
         p.*,
         to_jsonb(o) AS before_row

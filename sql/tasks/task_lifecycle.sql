@@ -190,21 +190,16 @@ WITH old AS (
     FOR UPDATE
 ),
 
-verdict AS (
-    SELECT count(*) AS found
-    FROM old
-),
-
 changed AS (
     UPDATE app.tasks AS t
     SET
         deleted_at = now(),
         deleted_by = :actor,
         updated_by = :actor
-    FROM old AS o, verdict AS v
+    FROM old AS o
     WHERE
         t.id = o.id
-        AND v.found = cardinality(:ids::uuid[])
+        AND (SELECT count(*) FROM old) = cardinality(:ids::uuid[])
     RETURNING
         t.*,
         to_jsonb(o) AS before_row
@@ -270,21 +265,16 @@ WITH old AS (
     FOR UPDATE
 ),
 
-verdict AS (
-    SELECT count(*) AS found
-    FROM old
-),
-
 changed AS (
     UPDATE app.tasks AS t
     SET
         deleted_at = NULL,
         deleted_by = NULL,
         updated_by = :actor
-    FROM old AS o, verdict AS v
+    FROM old AS o
     WHERE
         t.id = o.id
-        AND v.found = cardinality(:ids::uuid[])
+        AND (SELECT count(*) FROM old) = cardinality(:ids::uuid[])
     RETURNING
         t.*,
         to_jsonb(o) AS before_row
@@ -361,22 +351,16 @@ assignee AS (
     FOR SHARE
 ),
 
-verdict AS (
-    SELECT
-        (SELECT count(*) FROM old) AS found,
-        :assignee_id::uuid IS NULL OR EXISTS (SELECT a.id FROM assignee AS a) AS assignable
-),
-
 changed AS (
     UPDATE app.tasks AS t
     SET
         assignee_id = :assignee_id::uuid,
         updated_by = :actor
-    FROM old AS o, verdict AS v
+    FROM old AS o
     WHERE
         t.id = o.id
-        AND v.found = cardinality(:ids::uuid[])
-        AND v.assignable
+        AND (SELECT count(*) FROM old) = cardinality(:ids::uuid[])
+        AND (:assignee_id::uuid IS NULL OR EXISTS (SELECT a.id FROM assignee AS a))
     RETURNING
         t.*,
         to_jsonb(o) AS before_row

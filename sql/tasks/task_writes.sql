@@ -334,26 +334,23 @@ WITH old AS (
     FOR UPDATE
 ),
 
-verdict AS (
-    SELECT
-        count(*) AS found,
-        count(*) FILTER (
-            WHERE app.task_status_transition_allowed(o.status, :status)
-        ) AS allowed
-    FROM old AS o
-),
-
 changed AS (
     UPDATE app.tasks AS t
     SET
         status = :status,
         completed_at = CASE WHEN :status = 'done' THEN now() END,
         updated_by = :actor
-    FROM old AS o, verdict AS v
+    FROM old AS o
     WHERE
         t.id = o.id
-        AND v.found = cardinality(:ids::uuid[])
-        AND v.allowed = v.found
+        -- Uncorrelated subqueries: each runs once (an InitPlan). Joined as a
+        -- one-row CTE, the count was re-read for every row (quadratic).
+        AND (SELECT count(*) FROM old) = cardinality(:ids::uuid[])
+        AND NOT EXISTS (
+            SELECT x.id
+            FROM old AS x
+            WHERE NOT app.task_status_transition_allowed(x.status, :status)
+        )
     RETURNING
         t.*,
         to_jsonb(o) AS before_row

@@ -276,21 +276,16 @@ target AS (
     FOR UPDATE
 ),
 
-verdict AS (
-    SELECT count(*) AS found
-    FROM target
-),
-
 changed AS (
     UPDATE app.users AS u
     SET
         deleted_at = now(),
         deleted_by = :actor,
         updated_by = :actor
-    FROM target AS t, verdict AS v
+    FROM target AS t
     WHERE
         u.id = t.id
-        AND v.found = cardinality(:ids::uuid[])
+        AND (SELECT count(*) FROM target) = cardinality(:ids::uuid[])
     RETURNING
         u.id,
         u.username,
@@ -371,21 +366,16 @@ target AS (
     FOR UPDATE
 ),
 
-verdict AS (
-    SELECT count(*) AS found
-    FROM target
-),
-
 changed AS (
     UPDATE app.users AS u
     SET
         deleted_at = NULL,
         deleted_by = NULL,
         updated_by = :actor
-    FROM target AS t, verdict AS v
+    FROM target AS t
     WHERE
         u.id = t.id
-        AND v.found = cardinality(:ids::uuid[])
+        AND (SELECT count(*) FROM target) = cardinality(:ids::uuid[])
     RETURNING
         u.id,
         u.username,
