@@ -21,7 +21,7 @@ owner role (the statements are the same for the service role).
 
 from __future__ import annotations
 
-__all__ = ["main"]
+__all__ = ["main", "scratch_database"]
 
 import argparse
 import asyncio
@@ -52,7 +52,7 @@ Op = Callable[[], Awaitable[int]]
 
 
 @contextlib.contextmanager
-def _database(dsn: str | None) -> Iterator[str]:
+def scratch_database(dsn: str | None) -> Iterator[str]:
     """Yield an owner DSN of a migrated database: *dsn*, or a throwaway server's."""
     if dsn:
         migrations.apply(dsn, app_role=_APP_ROLE)
@@ -239,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--dsn", help="owner DSN of a scratch database (migrated, written to)")
     args = parser.parse_args(argv)
-    with _database(args.dsn) as owner:
+    with scratch_database(args.dsn) as owner:
         rates = asyncio.run(_run(owner, args.rows, args.repeats))
     print(f"\nrows per call: {args.rows}; repeats: {args.repeats}; rows/s median (min-max)")
     for name, values in rates.items():
