@@ -37,7 +37,14 @@ async def test_api_key_examples_run(vdata_db: Any, vdata_dsn: str) -> None:
         ]
     finally:
         await owner.close()
-    expected = ["api_key.issue", "api_key.issue", "api_key.revoke", "api_key.rotate"]
+    expected = [
+        "api_key.issue",
+        "api_key.issue",
+        "api_key.revoke",
+        "api_key.soft_delete",
+        "api_key.restore",
+        "api_key.rotate",
+    ]
     assert actions == [*expected, "api_key.issue"]
 
 
