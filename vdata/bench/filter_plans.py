@@ -71,14 +71,21 @@ async def _big_project(owner_dsn: str, big: int) -> tuple[uuid.UUID, uuid.UUID]:
 
 
 def _node(plan: dict[str, Any]) -> str:
-    """Return the first scan node on app.tasks, as 'Node on index/table'."""
+    """Return the first scan of app.tasks and the index it (or its bitmap) uses."""
     stack = [plan["Plan"]]
     while stack:
         node = stack.pop(0)
-        if node.get("Relation Name") == "tasks" or "tasks" in node.get("Index Name", ""):
-            return f"{node['Node Type']} ({node.get('Index Name', 'tasks')})"
+        if node.get("Relation Name") == "tasks":
+            indexes = [node.get("Index Name")]
+            below = list(node.get("Plans", []))
+            while below:
+                child = below.pop(0)
+                indexes.append(child.get("Index Name"))
+                below.extend(child.get("Plans", []))
+            used = ", ".join(i for i in indexes if i) or "no index"
+            return f"{node['Node Type']} on tasks via {used}"
         stack.extend(node.get("Plans", []))
-    return "?"
+    return "no scan of tasks"
 
 
 async def _measure(owner_dsn: str, cases: dict[str, dict[str, object]], runs: int) -> None:
