@@ -499,3 +499,66 @@ async def test_api_key_soft_delete_revokes_and_restore_keeps_it_revoked(
     assert [e.action for e in audit] == ["api_key.issue", "api_key.soft_delete", "api_key.restore"]
     for event in audit[-2:]:
         assert "secret_hash" not in (event.before or "") + (event.after or "")
+
+
+# -- bad input, on every entity ------------------------------------------------------
+
+
+@pytest.mark.parametrize("bad", [True, "1", 0, -1, 1.0])
+async def test_a_bad_expected_version_is_refused_before_anything_is_sent(
+    vdata_db: Any, owner: asyncpg.Connection, bad: Any
+) -> None:
+    db = vdata_db
+    ada = (await make_users(db, "ada"))["ada"]
+    project = await db.projects.create(NewProject(name="p"), owner_id=ada, actor="ada")
+    task = await db.tasks.create(project.id, NewTask(title="t"), as_user=ada, actor="ada")
+    role = await db.roles.create("editor", actor="admin")
+    permission = await db.roles.create_permission("p:w", actor="admin")
+    key = (await db.api_keys.issue(ada, name="k", actor="ada")).key
+    mine = {"as_user": ada, "actor": "ada"}
+    calls: list[Callable[[], Awaitable[object]]] = [
+        lambda: db.users.soft_delete(ada, expected_version=bad, actor="a"),
+        lambda: db.users.restore(ada, expected_version=bad, actor="a"),
+        lambda: db.projects.soft_delete(project.id, expected_version=bad, **mine),
+        lambda: db.projects.restore(project.id, expected_version=bad, **mine),
+        lambda: db.tasks.soft_delete(task.id, expected_version=bad, **mine),
+        lambda: db.tasks.restore(task.id, expected_version=bad, **mine),
+        lambda: db.roles.soft_delete(role.id, expected_version=bad, actor="a"),
+        lambda: db.roles.restore(role.id, expected_version=bad, actor="a"),
+        lambda: db.roles.soft_delete_permission(permission.id, expected_version=bad, actor="a"),
+        lambda: db.roles.restore_permission(permission.id, expected_version=bad, actor="a"),
+        lambda: db.api_keys.soft_delete(key.id, expected_version=bad, actor="a"),
+        lambda: db.api_keys.restore(key.id, expected_version=bad, actor="a"),
+    ]
+    for call in calls:
+        error = await refused(owner, ValidationError, call)
+        assert error.field == "expected_version"  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("case", ["too many", "not a UUID", "one string"])
+async def test_bulk_calls_refuse_bad_ids_and_too_many(
+    vdata_db: Any, owner: asyncpg.Connection, case: str
+) -> None:
+    db = vdata_db
+    ada = (await make_users(db, "ada"))["ada"]
+    ids: Any = {
+        "too many": [uuid.uuid4() for _ in range(10_001)],
+        "not a UUID": [uuid.uuid4(), 7],
+        "one string": str(uuid.uuid4()),
+    }[case]
+    calls: list[Callable[[], Awaitable[object]]] = [
+        lambda: db.users.soft_delete_many(ids, actor="a"),
+        lambda: db.users.restore_many(ids, actor="a"),
+        lambda: db.projects.soft_delete_many(ids, as_user=ada, actor="a"),
+        lambda: db.projects.restore_many(ids, as_user=ada, actor="a"),
+        lambda: db.tasks.soft_delete_many(ids, as_user=ada, actor="a"),
+        lambda: db.tasks.restore_many(ids, as_user=ada, actor="a"),
+        lambda: db.tasks.assign_many(ids, ada, as_user=ada, actor="a"),
+    ]
+    for call in calls:
+        await refused(owner, ValidationError, call)
+    await refused(
+        owner,
+        ValidationError,
+        lambda: db.tasks.assign_many([uuid.uuid4()], "ada", as_user=ada, actor="a"),
+    )
