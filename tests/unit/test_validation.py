@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import pytest
@@ -14,8 +15,10 @@ from vdata.security.validation import (
     check_actor,
     check_email,
     check_identifier,
+    check_ids,
     check_text,
     check_username,
+    check_version,
 )
 
 SECRET = "s3cr3t-Value"
@@ -197,3 +200,31 @@ def test_durations_of_the_wrong_type_or_range_are_validation_errors() -> None:
             check_seconds("ttl", bad, maximum=100)  # type: ignore[arg-type]
     with pytest.raises(ValidationError):
         check_seconds("ttl", 0, maximum=100, allow_zero=False)
+
+
+@pytest.mark.parametrize("value", [None, 1, 7, 2**31 - 1])
+def test_check_version_accepts_none_and_positive_ints(value: int | None) -> None:
+    assert check_version(value) == value
+
+
+@pytest.mark.parametrize("value", [0, -1, 2**31, True, "1", 1.0])
+def test_check_version_refuses_what_no_row_can_have(value: object) -> None:
+    with pytest.raises(ValidationError) as caught:
+        check_version(value)  # type: ignore[arg-type]
+    assert caught.value.field == "expected_version"
+
+
+def test_check_ids_drops_duplicates_in_order() -> None:
+    a, b = uuid.uuid4(), uuid.uuid4()
+    assert check_ids("ids", [b, a, b, a], max_count=2) == [b, a]
+    assert check_ids("ids", iter([a]), max_count=1) == [a]
+    assert check_ids("ids", [], max_count=1) == []
+
+
+@pytest.mark.parametrize(
+    "values", ["abc", b"abc", [uuid.uuid4(), "x"], [uuid.uuid4(), uuid.uuid4(), uuid.uuid4()], 7]
+)
+def test_check_ids_refuses_strings_non_uuids_and_too_many(values: object) -> None:
+    with pytest.raises(ValidationError) as caught:
+        check_ids("task_ids", values, max_count=2)  # type: ignore[arg-type]
+    assert caught.value.field == "task_ids"
