@@ -232,7 +232,7 @@ async def run(
             w, seconds=cfg.seconds, warmup=cfg.warmup, repeats=cfg.repeats, progress=progress
         ),
         "row_security": lambda: row_security(
-            w, owner_dsn, rounds=cfg.repeats * 30, progress=progress
+            w, owner_dsn, rounds=cfg.repeats * (10 if cfg.quick else 30), progress=progress
         ),
     }
     for name, job in jobs.items():
