@@ -50,7 +50,8 @@ SELECT
     c.version,
     c.deleted_at,
     c.deleted_by
-FROM created AS c;
+FROM created AS c
+WHERE (SELECT app.act_as(:owner_id));
 
 -- name: get_project_by_id(id, as_user)^
 -- Return the live project id if as_user owns it or it is public, else nothing.
@@ -72,7 +73,8 @@ FROM app.projects AS p
 WHERE
     p.id = :id
     AND p.deleted_at IS NULL
-    AND (p.owner_id = :as_user OR p.is_public);
+    AND (p.owner_id = :as_user OR p.is_public)
+    AND (SELECT app.act_as(:as_user));
 
 -- name: get_project_access(id, as_user)^
 -- Return what as_user may do with the live project id (visible, owner,
@@ -87,7 +89,8 @@ SELECT
 FROM app.projects AS p
 WHERE
     p.id = :id
-    AND p.deleted_at IS NULL;
+    AND p.deleted_at IS NULL
+    AND (SELECT app.act_as(:as_user));
 
 -- name: list_projects_visible(as_user, search, owned_only, archived, offset, page_size)
 -- Return one offset page of the projects as_user may see, by name then id;
@@ -131,6 +134,7 @@ FROM (
         AND (:archived OR p.archived_at IS NULL)
         AND (:search::text IS NULL OR strpos(lower(p.name), lower(:search::text)) > 0)
 ) AS v
+WHERE (SELECT app.act_as(:as_user))
 ORDER BY v.name, v.id
 LIMIT :page_size
 OFFSET :offset; -- noqa: PRS
@@ -157,7 +161,8 @@ FROM (
         AND p.deleted_at IS NULL
         AND (:archived OR p.archived_at IS NULL)
         AND (:search::text IS NULL OR strpos(lower(p.name), lower(:search::text)) > 0)
-) AS v;
+) AS v
+WHERE (SELECT app.act_as(:as_user));
 
 -- name: list_projects_after(as_user, search, owned_only, archived, after_name, after_id, page_size)
 -- Return up to page_size projects as_user may see, by name then id, after
@@ -200,6 +205,7 @@ FROM (
         AND (:search::text IS NULL OR strpos(lower(p.name), lower(:search::text)) > 0)
         AND (:after_name::text IS NULL OR (p.name, p.id) > (:after_name::text, :after_id::uuid))
 ) AS v
+WHERE (SELECT app.act_as(:as_user))
 ORDER BY v.name, v.id
 LIMIT :page_size;
 
@@ -261,7 +267,8 @@ SELECT
     c.version,
     c.deleted_at,
     c.deleted_by
-FROM changed AS c;
+FROM changed AS c
+WHERE (SELECT app.act_as(:as_user));
 
 -- name: update_project_archived(id, as_user, archive, actor)^
 -- Archive (archive true) a live unarchived project, or unarchive (false) an
@@ -316,7 +323,8 @@ SELECT
     c.version,
     c.deleted_at,
     c.deleted_by
-FROM changed AS c;
+FROM changed AS c
+WHERE (SELECT app.act_as(:as_user));
 
 -- name: get_project_stats(id, as_user)^
 -- Return task counts per status, the completion rate (done over all but
@@ -354,4 +362,5 @@ LEFT JOIN app.tasks AS t
     ON
         pr.id = t.project_id
         AND t.deleted_at IS NULL
+WHERE (SELECT app.act_as(:as_user))
 GROUP BY pr.id;

@@ -88,7 +88,8 @@ SELECT
     c.version,
     c.deleted_at,
     c.deleted_by
-FROM created AS c;
+FROM created AS c
+WHERE (SELECT app.act_as(:as_user));
 
 -- name: update_task(id, as_user, version, title, description, priority, set_due_at, due_at, actor)^
 -- Change the given fields (null: keep; due_at is set, even to null, only
@@ -158,7 +159,8 @@ SELECT
     c.version,
     c.deleted_at,
     c.deleted_by
-FROM changed AS c;
+FROM changed AS c
+WHERE (SELECT app.act_as(:as_user));
 
 -- name: update_task_assignee(id, as_user, assignee_id, actor)^
 -- Assign a task (assignee_id null: unassign) in a project as_user owns to a
@@ -235,7 +237,8 @@ SELECT
     c.version,
     c.deleted_at,
     c.deleted_by
-FROM changed AS c;
+FROM changed AS c
+WHERE (SELECT app.act_as(:as_user));
 
 -- name: update_task_status(id, as_user, status, version, actor)^
 -- Move a task as_user may write to status if
@@ -304,7 +307,8 @@ SELECT
     c.version,
     c.deleted_at,
     c.deleted_by
-FROM changed AS c;
+FROM changed AS c
+WHERE (SELECT app.act_as(:as_user));
 
 -- name: update_tasks_status(ids, as_user, status, actor)
 -- Move every task in ids to status, all or nothing: only when each id is a
@@ -385,7 +389,8 @@ SELECT
     c.version,
     c.deleted_at,
     c.deleted_by
-FROM changed AS c;
+FROM changed AS c
+WHERE (SELECT app.act_as(:as_user));
 
 -- name: lock_project_for_new_tasks(project_id, as_user)$
 -- Share-lock a live, unarchived project that as_user owns for the rest of
@@ -397,6 +402,7 @@ WHERE
     AND p.owner_id = :as_user
     AND p.deleted_at IS NULL
     AND p.archived_at IS NULL
+    AND (SELECT app.act_as(:as_user))
 FOR SHARE;
 
 -- name: count_active_users_locked(ids)$
@@ -413,17 +419,49 @@ FROM (
     FOR SHARE
 ) AS active_ids;
 
--- name: insert_task_audit_events(ids, actor)
--- Record a task.create event for each task in ids (just written by COPY in
--- this transaction) and return those tasks in the order of ids. The order
--- comes from unnest ... WITH ORDINALITY, joined once: linear in len(ids)
--- (array_position per row made it quadratic: 10,000 rows took 3.1 s).
-WITH ordered AS (
+-- name: insert_tasks(ids, project_id, as_user, titles, texts, priorities, assignees, dues, actor)
+-- Create one task per element of the parallel arrays (texts: descriptions;
+-- assignees: assignee ids or nulls), ids ascending, in a
+-- project the caller has share-locked and checked in this transaction
+-- (lock_project_for_new_tasks), with one task.create event each (in id
+-- order); return the tasks in id order. One INSERT from unnest, not COPY:
+-- COPY FROM is refused on a table with row-level security, and the tasks
+-- insert policy checks again that as_user owns the project.
+-- check_tasks_title_length / check_tasks_priority_range -> ValidationError;
+-- a task the insert policy refuses -> PermissionDeniedError (42501).
+WITH created AS (
+    INSERT INTO app.tasks (
+        id,
+        project_id,
+        title,
+        description,
+        priority,
+        assignee_id,
+        due_at,
+        created_by,
+        updated_by
+    )
     SELECT
-        t.*,
-        w.n
-    FROM unnest(:ids::uuid[]) WITH ORDINALITY AS w (id, n)
-    INNER JOIN app.tasks AS t ON w.id = t.id
+        n.id,
+        :project_id::uuid AS project_id,
+        n.title,
+        n.description,
+        n.priority,
+        n.assignee_id,
+        n.due_at,
+        :actor AS created_by,
+        :actor AS updated_by
+    FROM
+        unnest(
+            :ids::uuid[],
+            :titles::text[],
+            :texts::text[],
+            :priorities::integer[],
+            :assignees::uuid[],
+            :dues::timestamptz[]
+        ) AS n (id, title, description, priority, assignee_id, due_at)
+    ORDER BY n.id
+    RETURNING *
 ),
 
 audited AS (
@@ -432,28 +470,29 @@ audited AS (
         :actor,
         'task.create' AS action,
         'task' AS entity_type,
-        o.id::text AS entity_id,
-        to_jsonb(o) - 'n' AS after
-    FROM ordered AS o
-    ORDER BY o.n
+        c.id::text AS entity_id,
+        to_jsonb(c) AS after
+    FROM created AS c
+    ORDER BY c.id
 )
 
 SELECT
-    o.id,
-    o.project_id,
-    o.title,
-    o.description,
-    o.status,
-    o.priority,
-    o.assignee_id,
-    o.due_at,
-    o.completed_at,
-    o.created_at,
-    o.created_by,
-    o.updated_at,
-    o.updated_by,
-    o.version,
-    o.deleted_at,
-    o.deleted_by
-FROM ordered AS o
-ORDER BY o.n;
+    c.id,
+    c.project_id,
+    c.title,
+    c.description,
+    c.status,
+    c.priority,
+    c.assignee_id,
+    c.due_at,
+    c.completed_at,
+    c.created_at,
+    c.created_by,
+    c.updated_at,
+    c.updated_by,
+    c.version,
+    c.deleted_at,
+    c.deleted_by
+FROM created AS c
+WHERE (SELECT app.act_as(:as_user))
+ORDER BY c.id;

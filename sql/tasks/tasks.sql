@@ -43,7 +43,8 @@ WHERE
             p.id = t.project_id
             AND p.deleted_at IS NULL
             AND (p.owner_id = :as_user OR p.is_public OR t.assignee_id = :as_user)
-    );
+    )
+    AND (SELECT app.act_as(:as_user));
 
 -- name: get_task_access(id, as_user)^
 -- Return what as_user may do with the live task id (its version and status;
@@ -82,7 +83,8 @@ SELECT
     pr.is_owner OR tk.assigned AS can_write,
     pr.is_owner OR pr.is_public OR tk.assigned AS visible
 FROM task AS tk
-INNER JOIN project AS pr ON tk.project_id = pr.id;
+INNER JOIN project AS pr ON tk.project_id = pr.id
+WHERE (SELECT app.act_as(:as_user));
 
 -- name: get_user_is_active(id)$
 -- Return true if id is a live, active user (an assignee must be one).
@@ -130,6 +132,7 @@ WHERE
             AND p.deleted_at IS NULL
             AND (p.owner_id = :as_user OR p.is_public OR t.assignee_id = :as_user)
     )
+    AND (SELECT app.act_as(:as_user))
 ORDER BY t.created_at, t.id
 LIMIT :page_size;
 
@@ -170,6 +173,7 @@ WHERE
             AND p.deleted_at IS NULL
             AND (p.owner_id = :as_user OR p.is_public OR t.assignee_id = :as_user)
     )
+    AND (SELECT app.act_as(:as_user))
 ORDER BY t.created_at, t.id
 LIMIT :page_size;
 
@@ -209,6 +213,7 @@ WHERE
             AND p.deleted_at IS NULL
             AND (p.owner_id = :as_user OR p.is_public OR t.assignee_id = :as_user)
     )
+    AND (SELECT app.act_as(:as_user))
 ORDER BY t.created_at, t.id
 LIMIT :page_size;
 
@@ -252,6 +257,7 @@ WHERE
             AND p.deleted_at IS NULL
             AND (p.owner_id = :as_user OR p.is_public OR t.assignee_id = :as_user)
     )
+    AND (SELECT app.act_as(:as_user))
 ORDER BY t.due_at, t.id
 LIMIT :page_size;
 
@@ -290,6 +296,7 @@ WHERE
             AND p.deleted_at IS NULL
             AND (p.owner_id = :as_user OR p.is_public OR t.assignee_id = :as_user)
     )
+    AND (SELECT app.act_as(:as_user))
 ORDER BY t.due_at, t.id
 LIMIT :page_size;
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -446,5 +447,43 @@ async def test_timeouts_must_come_from_the_role_behind_pgbouncer(
             await db.fetchval(SLEEP, (5,))
         assert slow.value.sqlstate == "57014"
         assert await db.fetchval(READ_PROBE, ()) == ""  # and the pool goes on
+    finally:
+        await db.close()
+
+
+PRIVATE_SEEN = probe("private_seen", "SELECT count(*)::text FROM app.projects WHERE NOT is_public")
+
+
+async def test_the_acting_user_never_crosses_clients_through_pgbouncer(
+    bouncer: _pgbouncer.PgBouncer, vdata_app_dsn: str
+) -> None:
+    # Row-level security's acting user is transaction-local: statements that
+    # set it in themselves, and transactions that set it, interleave on
+    # PgBouncer's two server connections with calls that set no user.
+    db = await through(bouncer, vdata_app_dsn)
+    try:
+        owners = [(await db.users.create(new_user(f"rls{i}"), actor="t")).id for i in range(4)]
+        mine = {
+            uid: (
+                await db.projects.create(vdata.NewProject(name="private"), owner_id=uid, actor="t")
+            ).id
+            for uid in owners
+        }
+        nobody: Counter[str] = Counter()
+
+        async def acting(uid: uuid.UUID) -> None:
+            for _ in range(10):
+                page = await db.projects.list_visible(as_user=uid, limit=10)
+                assert [p.id for p in page.items] == [mine[uid]]
+                async with db.transaction(as_user=uid) as tx:
+                    await asyncio.sleep(0)  # let other clients run meanwhile
+                    assert await tx.fetchval(PRIVATE_SEEN, ()) == "1"
+
+        async def anonymous() -> None:
+            for _ in range(20):
+                nobody[str(await db.fetchval(PRIVATE_SEEN, ()))] += 1
+
+        await asyncio.gather(*(acting(uid) for uid in owners), *(anonymous() for _ in range(4)))
+        assert nobody == Counter({"0": 80})
     finally:
         await db.close()

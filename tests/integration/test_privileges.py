@@ -139,6 +139,8 @@ def test_service_role_can_do_the_dml_the_repositories_need(app: psycopg.Connecti
             " VALUES (%s, %s, '192.0.2.7', 'test', now() + interval '1 hour', 'ada')",
             (user_id, b"\x01" * 32),
         )
+        # Projects and tasks have row-level security: act for their owner.
+        app.execute("SELECT app.act_as(%s)", (user_id,))
         project = app.execute(
             "INSERT INTO app.projects (owner_id, name, created_by)"
             " VALUES (%s, 'Apollo', 'ada') RETURNING id",
@@ -170,7 +172,10 @@ def test_service_role_can_do_the_dml_the_repositories_need(app: psycopg.Connecti
         # Hard deletes: revoking a role, purging a session, removing a task.
         app.execute("DELETE FROM app.user_roles WHERE user_id = %s", (user_id,))
         app.execute("DELETE FROM app.sessions WHERE user_id = %s", (user_id,))
-        app.execute("DELETE FROM app.tasks WHERE project_id = %s", (project[0],))
+        # Tasks are never hard-deleted: with no DELETE policy it reaches no row.
+        assert (
+            app.execute("DELETE FROM app.tasks WHERE project_id = %s", (project[0],)).rowcount == 0
+        )
 
 
 def test_owner_functions_are_not_executable_by_public(owner: psycopg.Connection[Any]) -> None:

@@ -48,6 +48,7 @@ class Extras(msgspec.Struct, kw_only=True):
     stream_rss: dict[str, Any] | None = None
     audit_writes: dict[str, Any] | None = None
     hooks: dict[str, Any] | None = None
+    row_security: dict[str, Any] | None = None  # vdata.bench.row_security
 
 
 def login_settings() -> vdata.Settings:

@@ -125,9 +125,13 @@ class Workload:
                 "SELECT id, email FROM app.users WHERE username LIKE $1 ORDER BY username",
                 f"b{self.run}\\_%",
             )
-            self.project_id = await conn.fetchval(
-                "SELECT id FROM app.projects WHERE owner_id = $1", rows[0]["id"] if rows else None
-            )
+            owner = rows[0]["id"] if rows else None
+            async with conn.transaction():
+                # app.projects has row-level security: act as the owner to see theirs.
+                await conn.execute("SELECT app.act_as($1)", owner)
+                self.project_id = await conn.fetchval(
+                    "SELECT id FROM app.projects WHERE owner_id = $1", owner
+                )
         if len(rows) < UPDATE_TARGETS + 100:
             raise RuntimeError(f"seed produced {len(rows)} users; need at least 165")
         self.owner_id = rows[0]["id"]
@@ -162,7 +166,7 @@ class Workload:
         return f"n{self.run}_{next(self._insert_seq)}"
 
     def task_records(self) -> list[tuple[Any, ...]]:
-        """Return the bulk rows as raw contenders send them to COPY (fresh ids)."""
+        """Return the bulk rows as raw contenders send them (fresh ids), in COPY column order."""
         project, who = self.project_id, ACTOR
         return [
             (

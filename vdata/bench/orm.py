@@ -182,6 +182,9 @@ def _bulk(w: Workload) -> Callable[[async_sessionmaker[AsyncSession], int], Awai
             for r in w.task_records()
         ]
         async with sm.begin() as s:
+            # Row-level security's acting user, for this transaction (the
+            # tasks insert policy checks that this user owns the project).
+            await s.execute(select(func.app.act_as(w.owner_id)))
             check = (
                 select(Project.id)
                 .where(

@@ -121,10 +121,15 @@ def targets(results: Results, s: Summary) -> list[dict[str, Any]]:
             v is not None and v >= 5,
         )
     v = _get(s, "latency", "bulk_insert", "vdata pool", "x_pool_median")
-    add("bulk insert (COPY) >= 0.9x asyncpg copy_records_to_table", v, v is not None and v >= 0.9)
+    add("bulk insert >= 0.9x asyncpg, same statements", v, v is not None and v >= 0.9)
     for mode in ("latency", "throughput"):
         v = _cross(results, mode, "api_key_verify", "vdata pool", "get_by_id", POOL)
         add(f"api_keys.verify >= 0.8x raw get by id ({mode})", v, v is not None and v >= 0.8)
+    rls = results.extras.row_security
+    if rls is not None and rls["row_security_active"]:
+        ratios = [st["on_vs_off_cpu"] or st["on_vs_off"] for st in rls["calls"].values()]
+        worst = max(ratios)
+        add("row security on <= 1.05x off (worst hot call, CPU)", worst, worst <= 1.05)
     lag = results.extras.loop_lag
     v = None if lag is None else lag["busy"]["p99_ms"]
     add("loop lag p99 <= 5 ms while 32 logins hash", v, v is not None and v <= 5.0, "ms")
@@ -135,6 +140,10 @@ def targets(results: Results, s: Summary) -> list[dict[str, Any]]:
         label += f" ({rss['rows']:,} rows)"
     add(label, v, v is not None and v <= 50.0, "MB")
     return rows
+
+
+def _pct(ratio: float) -> str:
+    return f"{(ratio - 1) * 100:+.1f} %"
 
 
 def _fmt(v: float | None, digits: int = 2) -> str:
@@ -259,6 +268,37 @@ def _extras_lines(results: Results) -> list[str]:
                 f"CPU {st['delta_cpu_us']:+.2f} us/call; the event alone "
                 f"{e.hooks['emit_ns'][name]:.0f} ns"
             )
+    if e.row_security and not e.row_security["row_security_active"]:
+        lines.append("row security: not measured (the contenders connect as the tables' owner)")
+    elif e.row_security:
+        for call, st in e.row_security["calls"].items():
+            us, cpu = st["us"], st["cpu_us"]
+            line = (
+                f"row security, {call}: wall on {us['on']:.0f} us, off {us['off']:.0f} us "
+                f"({_pct(st['on_vs_off'])}), in its own transaction {us['tx']:.0f} us "
+                f"({_pct(st['tx_vs_off'])})"
+            )
+            if st["on_vs_off_cpu"] is not None:
+                line += (
+                    f"; CPU on {cpu['on']:.0f} us, off {cpu['off']:.0f} us "
+                    f"({_pct(st['on_vs_off_cpu'])}), own transaction {cpu['tx']:.0f} us "
+                    f"({_pct(st['tx_vs_off_cpu'])})"
+                )
+            lines.append(line)
+        for call, st in e.row_security["server"].items():
+            us = st["us"]
+            lines.append(
+                f"row security, {call}, server execution: on {us['on']:.1f} us, "
+                f"off {us['off']:.1f} us ({us['on'] - us['off']:+.1f} us, {_pct(st['on_vs_off'])})"
+            )
+        g = e.row_security["gate"]
+        line = (
+            "row security, the in-statement acting user (SELECT app.act_as($1)): wall "
+            f"{g['us']['gate'] - g['us']['no_gate']:+.1f} us per statement"
+        )
+        if g["gate_vs_no_gate_cpu"] is not None:
+            line += f", CPU {g['cpu_us']['gate'] - g['cpu_us']['no_gate']:+.1f} us"
+        lines.append(line)
     for name, why in results.skipped.items():
         lines.append(f"skipped {name}: {why}")
     for name, why in results.errors.items():

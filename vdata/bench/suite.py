@@ -26,9 +26,10 @@ from vdata.bench import extras as extra
 from vdata.bench.contenders import CONTENDERS, Contender, RawPool, RawTuned, VdataPool, VdataTx
 from vdata.bench.hooks import hooks
 from vdata.bench.operations import BULK, OPS, Workload, cheap_settings, seed
+from vdata.bench.row_security import row_security
 from vdata.bench.runner import BATCH, BatchFn, Cell, Progress, measure, rotated
 
-EXTRAS = ("authenticate", "loop_lag", "stream_rss", "audit_writes", "hooks")
+EXTRAS = ("authenticate", "loop_lag", "stream_rss", "audit_writes", "hooks", "row_security")
 THROUGHPUT_BATCH = 2
 
 
@@ -229,6 +230,9 @@ async def run(
         ),
         "hooks": lambda: hooks(
             w, seconds=cfg.seconds, warmup=cfg.warmup, repeats=cfg.repeats, progress=progress
+        ),
+        "row_security": lambda: row_security(
+            w, owner_dsn, rounds=cfg.repeats * (10 if cfg.quick else 30), progress=progress
         ),
     }
     for name, job in jobs.items():

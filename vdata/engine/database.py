@@ -10,6 +10,7 @@ __all__ = ["Database"]
 
 import logging
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Generic, Self, TypeVar
@@ -326,10 +327,21 @@ class Database(Generic[TxT]):
         actor: str | None = None,
         isolation: IsolationLevel | None = None,
         readonly: bool = False,
+        *,
+        as_user: uuid.UUID | None = None,
     ) -> TransactionContext[TxT]:
-        """Return ``async with db.transaction() as tx``: one connection, all or nothing."""
+        """Return ``async with db.transaction() as tx``: one connection, all or nothing.
+
+        *as_user* makes that user the acting user of row-level security for
+        the whole transaction (docs/security.md); it ends with the transaction.
+        """
         return TransactionContext(
-            self, self.transaction_class, actor=actor, isolation=isolation, readonly=readonly
+            self,
+            self.transaction_class,
+            actor=actor,
+            isolation=isolation,
+            readonly=readonly,
+            as_user=as_user,
         )
 
     async def run_in_transaction(
@@ -340,11 +352,14 @@ class Database(Generic[TxT]):
         actor: str | None = None,
         isolation: IsolationLevel | None = "serializable",
         readonly: bool = False,
+        as_user: uuid.UUID | None = None,
     ) -> T:
         """Run ``fn(tx)`` in a transaction; re-run it whole on serialization failure or deadlock."""
 
         async def once() -> T:
-            async with self.transaction(actor=actor, isolation=isolation, readonly=readonly) as tx:
+            async with self.transaction(
+                actor=actor, isolation=isolation, readonly=readonly, as_user=as_user
+            ) as tx:
                 return await fn(tx)
 
         return await rerun(

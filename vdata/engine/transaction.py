@@ -5,6 +5,7 @@ from __future__ import annotations
 __all__ = ["Host", "IsolationLevel", "Transaction", "TransactionContext"]
 
 from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
+from functools import cache
 from time import perf_counter
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, Self, TypeVar
@@ -15,6 +16,8 @@ from vdata.engine.failures import translate
 from vdata.errors import VdataError
 
 if TYPE_CHECKING:
+    import uuid
+
     from asyncpg.transaction import Transaction as PgTransaction
 
     from vdata.engine.areas import Areas, R
@@ -223,6 +226,7 @@ class TransactionContext(Generic[TxT]):
         "_tx",
         "_tx_class",
         "actor",
+        "as_user",
     )
 
     def __init__(
@@ -234,12 +238,14 @@ class TransactionContext(Generic[TxT]):
         isolation: IsolationLevel | None = None,
         readonly: bool = False,
         parent: Transaction | None = None,
+        as_user: uuid.UUID | None = None,
     ) -> None:
         if isolation not in _ISOLATION:
             raise ValueError(f"unknown isolation level {isolation!r}")
         self._db = db
         self._tx_class = tx_class
         self.actor = actor
+        self.as_user = as_user
         self._isolation = isolation
         self._readonly = readonly
         self._parent = parent
@@ -264,6 +270,9 @@ class TransactionContext(Generic[TxT]):
             # asyncpg's own context protocol marks the transaction "managed":
             # a cancelled block is then rolled back quietly on release.
             await pg_tx.__aenter__()
+            if self.as_user is not None:
+                # Row-level security's acting user, for this transaction only.
+                await conn.fetchval(_acting_user_query().sql, str(self.as_user))
         except BaseException as exc:
             deadlines.stop(conn)
             error = translate(deadlines.explain(conn, exc)) if isinstance(exc, Exception) else exc
@@ -327,3 +336,11 @@ class TransactionContext(Generic[TxT]):
         if self._lease is not None:
             lease, self._lease = self._lease, None
             self._db.give_back(lease, failed=failed)
+
+
+@cache
+def _acting_user_query() -> Query[str]:
+    # Loaded on first use from vdata's own sql/ (acting), as the signing key is.
+    from vdata.queries import load
+
+    return load().bind("acting.set_acting_user", str)

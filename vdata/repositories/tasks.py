@@ -13,7 +13,7 @@ Status changes follow ``app.task_status_transition_allowed``
 
 from __future__ import annotations
 
-__all__ = ["COPY_COLUMNS", "TaskRepository", "check_status"]
+__all__ = ["TaskRepository", "check_status"]
 
 import datetime as dt
 import uuid
@@ -65,7 +65,7 @@ _ASSIGN_MANY = _Q.bind("tasks.update_tasks_assignee", Task)
 _DELETED_ACCESS = _Q.bind("tasks.get_deleted_task_access", DeletedTaskAccess)
 _LOCK_PROJECT = _Q.bind("tasks.lock_project_for_new_tasks", uuid.UUID)
 _LOCK_USERS = _Q.bind("tasks.count_active_users_locked", int)
-_AUDIT_CREATED = _Q.bind("tasks.insert_task_audit_events", Task)
+_INSERT_MANY = _Q.bind("tasks.insert_tasks", Task)
 # Why a write touched no row (the writes check access inside the statement).
 _ACCESS = _Q.bind("tasks.get_task_access", TaskAccess)
 _PROJECT_ACCESS = _Q.bind("projects.get_project_access", ProjectAccess)
@@ -75,18 +75,6 @@ _MATCHING = _Q.bind("tasks.list_tasks_matching", Task)
 _MATCHING_COUNT = _Q.bind("tasks.count_tasks_matching", int)
 _MATCHING_AFTER = _Q.bind("tasks.list_tasks_matching_after", Task)
 
-# Columns COPY fills; the rest come from defaults and app.stamp_row().
-COPY_COLUMNS = (
-    "id",
-    "project_id",
-    "title",
-    "description",
-    "priority",
-    "assignee_id",
-    "due_at",
-    "created_by",
-    "updated_by",
-)
 MAX_BULK = 10_000
 MAX_FILTER_IDS = 1000
 
@@ -186,7 +174,7 @@ class TaskRepository(Repository):
         as_user: uuid.UUID,
         actor: str | None = None,
     ) -> list[Task]:
-        """Create many tasks through COPY, with one audit event each, in one transaction.
+        """Create many tasks in one INSERT, with one audit event each, in one transaction.
 
         The project is share-locked and checked first, as for ``create``; all
         or nothing. Return the tasks in the order given.
@@ -199,23 +187,16 @@ class TaskRepository(Repository):
         # listings, ordered by (created_at, id), fall back on the id: random
         # ids, sorted, keep the batch in the order given there too.
         ordered_ids = sorted(uuid.uuid4() for _ in new)
-        records = [
-            (
-                task_id,
-                project_id,
-                _title(n.title),
-                _description(n.description),
-                _priority(n.priority),
-                n.assignee_id,
-                n.due_at,
-                who,
-                who,
-            )
-            for task_id, n in zip(ordered_ids, new, strict=True)
-        ]
-        if not records:
+        if not new:
             return []
-        ids = [r[0] for r in records]
+        columns = {
+            "ids": ordered_ids,
+            "titles": [_title(n.title) for n in new],
+            "texts": [_description(n.description) for n in new],
+            "priorities": [_priority(n.priority) for n in new],
+            "assignees": [n.assignee_id for n in new],
+            "dues": [n.due_at for n in new],
+        }
         assignees = sorted({n.assignee_id for n in new if n.assignee_id is not None})
         async with self.executor.transaction() as tx:
             locked = await tx.fetchval(
@@ -232,9 +213,11 @@ class TaskRepository(Repository):
                     raise ValidationError(
                         "every assignee must be an active user", field="assignee_id"
                     )
-            await tx.copy_records("tasks", schema="app", columns=COPY_COLUMNS, records=records)
             rows = await tx.fetch(
-                _AUDIT_CREATED, _AUDIT_CREATED.arguments((), {"ids": ids, "actor": who})
+                _INSERT_MANY,
+                _INSERT_MANY.arguments(
+                    (), {"project_id": project_id, "as_user": as_user, "actor": who, **columns}
+                ),
             )
         return [Task(*row[:]) for row in rows]
 

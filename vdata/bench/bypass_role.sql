@@ -1,0 +1,14 @@
+-- `vdata bench`, as the owner (a superuser: only one may grant BYPASSRLS):
+-- a second service role, vdata_bench_bypass, with the service role's
+-- privileges and BYPASSRLS, so that the row-security measurement runs the
+-- same calls with the policies applied (vdata_app) and skipped (this role),
+-- alternating call batches on one server.
+
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'vdata_bench_bypass') THEN
+        CREATE ROLE vdata_bench_bypass LOGIN BYPASSRLS;
+    END IF;
+    PERFORM app.grant_service_role('vdata_bench_bypass');
+END;
+$$;
