@@ -61,7 +61,8 @@ SELECT
     c.version,
     c.deleted_at,
     c.deleted_by
-FROM changed AS c;
+FROM changed AS c
+WHERE (SELECT app.act_as(:as_user));
 
 -- name: restore_project(id, as_user, expected_version, actor)^
 -- Undo the soft delete of a project that as_user owns, at expected_version
@@ -119,7 +120,8 @@ SELECT
     c.version,
     c.deleted_at,
     c.deleted_by
-FROM changed AS c;
+FROM changed AS c
+WHERE (SELECT app.act_as(:as_user));
 
 -- name: get_deleted_project_version(id, as_user)$
 -- Return the version of the soft-deleted project id if as_user owns it, or
@@ -130,7 +132,8 @@ FROM app.projects AS p
 WHERE
     p.id = :id
     AND p.owner_id = :as_user
-    AND p.deleted_at IS NOT NULL;
+    AND p.deleted_at IS NOT NULL
+    AND (SELECT app.act_as(:as_user));
 
 -- name: soft_delete_projects(ids, as_user, actor)
 -- Mark every project in ids deleted, all or nothing: only when each id is a
@@ -191,6 +194,7 @@ SELECT
     c.deleted_at,
     c.deleted_by
 FROM changed AS c
+WHERE (SELECT app.act_as(:as_user))
 ORDER BY c.id;
 
 -- name: restore_projects(ids, as_user, actor)
@@ -252,4 +256,5 @@ SELECT
     c.deleted_at,
     c.deleted_by
 FROM changed AS c
+WHERE (SELECT app.act_as(:as_user))
 ORDER BY c.id;

@@ -64,6 +64,7 @@ WHERE
             AND p.deleted_at IS NULL
             AND (p.owner_id = :as_user OR p.is_public OR t.assignee_id = :as_user)
     )
+    AND (SELECT app.act_as(:as_user))
 ORDER BY t.created_at, t.id
 LIMIT :page_size
 OFFSET :offset; -- noqa: PRS
@@ -92,7 +93,8 @@ WHERE
             p.id = t.project_id
             AND p.deleted_at IS NULL
             AND (p.owner_id = :as_user OR p.is_public OR t.assignee_id = :as_user)
-    );
+    )
+    AND (SELECT app.act_as(:as_user));
 
 -- name: list_tasks_matching_after(project_ids, statuses, assignee_ids, priority_min, priority_max, created_from, created_to, updated_from, updated_to, due_from, due_to, as_user, after_at, after_id, page_size)
 -- Return up to page_size tasks as list_tasks_matching selects them, oldest
@@ -141,5 +143,6 @@ WHERE
             AND p.deleted_at IS NULL
             AND (p.owner_id = :as_user OR p.is_public OR t.assignee_id = :as_user)
     )
+    AND (SELECT app.act_as(:as_user))
 ORDER BY t.created_at, t.id
 LIMIT :page_size;

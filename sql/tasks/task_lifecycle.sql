@@ -76,7 +76,8 @@ SELECT
     c.version,
     c.deleted_at,
     c.deleted_by
-FROM changed AS c;
+FROM changed AS c
+WHERE (SELECT app.act_as(:as_user));
 
 -- name: restore_task(id, as_user, expected_version, actor)^
 -- Undo the soft delete of a task of a live, unarchived project that as_user
@@ -143,7 +144,8 @@ SELECT
     c.version,
     c.deleted_at,
     c.deleted_by
-FROM changed AS c;
+FROM changed AS c
+WHERE (SELECT app.act_as(:as_user));
 
 -- name: get_deleted_task_access(id, as_user)^
 -- Return, for the soft-deleted task id of a live project, its version and
@@ -160,7 +162,8 @@ INNER JOIN app.projects AS p ON t.project_id = p.id
 WHERE
     t.id = :id
     AND t.deleted_at IS NOT NULL
-    AND p.deleted_at IS NULL;
+    AND p.deleted_at IS NULL
+    AND (SELECT app.act_as(:as_user));
 
 -- name: soft_delete_tasks(ids, as_user, actor)
 -- Mark every task in ids deleted, all or nothing: only when each id is a
@@ -235,6 +238,7 @@ SELECT
     c.deleted_at,
     c.deleted_by
 FROM changed AS c
+WHERE (SELECT app.act_as(:as_user))
 ORDER BY c.id;
 
 -- name: restore_tasks(ids, as_user, actor)
@@ -310,6 +314,7 @@ SELECT
     c.deleted_at,
     c.deleted_by
 FROM changed AS c
+WHERE (SELECT app.act_as(:as_user))
 ORDER BY c.id;
 
 -- name: update_tasks_assignee(ids, as_user, assignee_id, actor)
@@ -396,4 +401,5 @@ SELECT
     c.deleted_at,
     c.deleted_by
 FROM changed AS c
+WHERE (SELECT app.act_as(:as_user))
 ORDER BY c.id;
