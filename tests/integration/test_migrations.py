@@ -37,7 +37,8 @@ SNAPSHOT_QUERIES = {
     "pg_class": f"""
         SELECT n.nspname, c.relname, c.relkind, c.relpersistence, c.relispartition,
             c.reloptions, pg_get_expr(c.relpartbound, c.oid), {_ACL.format("c.relacl")},
-            obj_description(c.oid, 'pg_class'), pg_get_userbyid(c.relowner)
+            obj_description(c.oid, 'pg_class'), pg_get_userbyid(c.relowner),
+            c.relrowsecurity, c.relforcerowsecurity
         FROM pg_class AS c JOIN pg_namespace AS n ON n.oid = c.relnamespace
         WHERE {_SCOPE} ORDER BY 1, 2""",
     "pg_attribute": f"""
@@ -74,6 +75,13 @@ SNAPSHOT_QUERIES = {
         JOIN pg_class AS c ON c.oid = t.tgrelid
         JOIN pg_namespace AS n ON n.oid = c.relnamespace
         WHERE {_SCOPE} AND NOT t.tgisinternal ORDER BY 1, 2, 3""",
+    "pg_policy": f"""
+        SELECT n.nspname, c.relname, p.polname, p.polcmd, p.polpermissive,
+            pg_get_expr(p.polqual, p.polrelid), pg_get_expr(p.polwithcheck, p.polrelid)
+        FROM pg_policy AS p
+        JOIN pg_class AS c ON c.oid = p.polrelid
+        JOIN pg_namespace AS n ON n.oid = c.relnamespace
+        WHERE {_SCOPE} ORDER BY 1, 2, 3""",
     "pg_type": f"""
         SELECT n.nspname, t.typname, t.typtype, {_ACL.format("t.typacl")}
         FROM pg_type AS t JOIN pg_namespace AS n ON n.oid = t.typnamespace

@@ -103,6 +103,50 @@ async def test_task_policies_alone_give_the_access_matrix(
         await owner.close()
 
 
+async def test_soft_deleted_rows_are_the_project_owners_alone_under_the_policies(
+    vdata_db: Any,
+) -> None:
+    """Only the owner sees and restores a soft-deleted task or project (migration 0341).
+
+    ana is the assignee of both tasks, and keeps a live one in the project,
+    so the projects policy lets her see it while it is live; oscar sees the
+    public one. Neither sees nor restores what olga deleted.
+    """
+    db = vdata_db
+    ids = await make_users(db, "olga", "ana", "oscar")
+    olga, ana, oscar = ids["olga"], ids["ana"], ids["oscar"]
+    for public in (False, True):
+        project = await db.projects.create(
+            NewProject(name=f"lifecycle {public}", is_public=public), owner_id=olga, actor="olga"
+        )
+        for title in ("live", "gone"):
+            task = await db.tasks.create(
+                project.id, NewTask(title=title, assignee_id=ana), as_user=olga, actor="olga"
+            )
+        await db.tasks.soft_delete(task.id, as_user=olga, actor="olga")
+        assert await allowed(db, "get_project", id=project.id, as_user=ana)
+        for user in (ana, oscar):
+            assert not await allowed(db, "get_deleted_task", id=task.id, as_user=user)
+            assert not await allowed(db, "restore_task", id=task.id, as_user=user)
+        assert await allowed(db, "get_deleted_task", id=task.id, as_user=olga)
+        assert await allowed(db, "restore_task", id=task.id, as_user=olga)
+
+        await db.projects.soft_delete(project.id, as_user=olga, actor="olga")
+        for user in (ana, oscar):
+            assert not await allowed(db, "get_deleted_project", id=project.id, as_user=user)
+            assert not await allowed(db, "restore_project", id=project.id, as_user=user)
+        assert await allowed(db, "get_deleted_project", id=project.id, as_user=olga)
+        assert await allowed(db, "restore_project", id=project.id, as_user=olga)
+        # The service's own soft delete and restore, for the owner, through them.
+        gone = await db.projects.soft_delete(project.id, as_user=olga, actor="olga")
+        back = await db.projects.restore(
+            project.id, as_user=olga, expected_version=gone.version, actor="olga"
+        )
+        assert back.deleted_at is None
+        gone_task = await db.tasks.soft_delete(task.id, as_user=olga, actor="olga")
+        assert (await db.tasks.restore(gone_task.id, as_user=olga, actor="olga")).deleted_at is None
+
+
 async def seed(db: Any) -> dict[str, Any]:
     """Olga's projects in every state, each with a task assigned to ana; oscar has none."""
     ids = await make_users(db, "olga", "ana", "oscar")

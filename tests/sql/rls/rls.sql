@@ -125,3 +125,51 @@ SELECT
 FROM app.projects AS p
 WHERE NOT p.is_public
 ORDER BY p.id;
+
+-- name: get_deleted_project(id, as_user)$
+-- Return the id of the soft-deleted project id if the policies let as_user
+-- see it.
+SELECT p.id
+FROM app.projects AS p
+WHERE
+    p.id = :id
+    AND p.deleted_at IS NOT NULL
+    AND (SELECT app.act_as(:as_user));
+
+-- name: restore_project(id, as_user)$
+-- Undo the soft delete of the project id if the policies let as_user;
+-- return its id.
+UPDATE app.projects AS p
+SET
+    deleted_at = NULL,
+    deleted_by = NULL,
+    updated_by = 'rls'
+WHERE
+    p.id = :id
+    AND p.deleted_at IS NOT NULL
+    AND (SELECT app.act_as(:as_user))
+RETURNING p.id;
+
+-- name: get_deleted_task(id, as_user)$
+-- Return the id of the soft-deleted task id if the policies let as_user see
+-- it.
+SELECT t.id
+FROM app.tasks AS t
+WHERE
+    t.id = :id
+    AND t.deleted_at IS NOT NULL
+    AND (SELECT app.act_as(:as_user));
+
+-- name: restore_task(id, as_user)$
+-- Undo the soft delete of the task id if the policies let as_user; return
+-- its id. The update policy's check refuses with 42501.
+UPDATE app.tasks AS t
+SET
+    deleted_at = NULL,
+    deleted_by = NULL,
+    updated_by = 'rls'
+WHERE
+    t.id = :id
+    AND t.deleted_at IS NOT NULL
+    AND (SELECT app.act_as(:as_user))
+RETURNING t.id;
