@@ -16,7 +16,8 @@ before each repeat, untimed). Every call is one statement that writes its
 rows and one audit row per row (tests/integration/test_lifecycle.py proves
 the audit rows); the script checks each call changed exactly N rows.
 Reported: rows/s, median (min-max) over the repeats. It connects as the
-owner role (the statements are the same for the service role).
+owner role (the statements are the same for the service role, but row-level
+security does not apply to the owner: the figures leave out the policies).
 """
 
 from __future__ import annotations
