@@ -14,8 +14,10 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from tests import _docker
+from tests._docker import image_or_skip
 from tests._fakedocker import FakeDockerEngine
-from vdata.testing import pgserver, providers
+from vdata.testing import pgserver, providers, reaper
 
 pytest_plugins = ["pytester"]
 
@@ -316,19 +318,32 @@ def test_docker_engine_reports_a_dead_socket(
 
 
 def test_docker_provider_through_testcontainers(monkeypatch: pytest.MonkeyPatch) -> None:
-    ok, why = providers.docker_engine()
-    if not ok:
-        pytest.skip(f"testcontainers path not exercised: {why}")
-    choice = providers.ProviderChoice("docker", why, forced=True)
+    image = image_or_skip()
+    choice = providers.ProviderChoice("docker", "test", forced=True)
     server = providers.start_provider(choice)
+    assert isinstance(server, providers.DsnServer)
     try:
-        assert server.kind == "docker"
+        assert (server.kind, server.image) == ("docker", image)
         with psycopg.connect(server.dsn()) as conn:
             num = conn.execute("SHOW server_version_num").fetchone()
             assert num is not None and int(num[0]) // 10000 == server.version
             assert conn.execute("SHOW fsync").fetchone() == ("off",)
+            assert conn.execute("SHOW port").fetchone() == (str(server.port),)
+        with _docker.client() as engine:
+            (container,) = engine.containers.list(
+                filters={"label": f"{reaper.LABEL_OWNER}={reaper.owner()}"}
+            )
+            assert container.image.tags == [image] or image in container.image.tags
+            network = container.attrs["HostConfig"]["NetworkMode"]
+            if server.network == "host":  # loopback only, never the host's 5432
+                assert network == "host"
+                assert server.host == "127.0.0.1" and server.port != 5432
+            else:
+                assert network != "host" and server.network == "bridge"
     finally:
         server.stop()
+    with _docker.client() as engine:
+        assert engine.containers.list(all=True, filters={"id": container.id}) == []
 
 
 @pytest.fixture
