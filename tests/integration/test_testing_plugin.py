@@ -412,3 +412,24 @@ def test_an_engine_behind_a_docker_context_is_found(
     assert providers.docker_host()[0] == fake_engine.host
     monkeypatch.setenv("DOCKER_HOST", "tcp://127.0.0.1:1")
     assert providers.docker_host() == ("tcp://127.0.0.1:1", "DOCKER_HOST")
+
+
+def test_the_image_comes_from_the_environment_then_the_ini_option_then_the_default(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, fake_engine: FakeDockerEngine
+) -> None:
+    if importlib.util.find_spec("testcontainers") is None:
+        pytest.skip("testcontainers is not installed (the test extra)")
+    _env(monkeypatch, DOCKER_HOST=fake_engine.host, VDATA_TEST_IMAGE=None)
+    pytester.makepyfile("def test_x():\n    pass\n")
+    header = "vdata: PostgreSQL provider docker (auto): Docker engine at *, image {}"
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.stdout.fnmatch_lines([header.format(f"{providers.DEFAULT_IMAGE} (default)")])
+    pytester.makeini(
+        "[pytest]\nasyncio_default_fixture_loop_scope = function\n"
+        "vdata_image = postgis/postgis:17-3.5\n"
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.stdout.fnmatch_lines([header.format("postgis/postgis:17-3.5 (vdata_image)")])
+    monkeypatch.setenv("VDATA_TEST_IMAGE", "vdata-postgres:local")
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.stdout.fnmatch_lines([header.format("vdata-postgres:local (VDATA_TEST_IMAGE)")])
