@@ -363,6 +363,7 @@ def _start_docker(image: str) -> DsnServer:
     used (it is an image to pull).
     """
     import docker
+    import docker.errors
 
     from vdata.testing import reaper
 
@@ -374,6 +375,10 @@ def _start_docker(image: str) -> DsnServer:
     try:
         reaper.sweep(client)
         host_network = _host_network(client)
+        try:  # pull a missing image now: an engine that cannot fails fast
+            client.images.get(image)
+        except docker.errors.ImageNotFound:
+            client.images.pull(image)
     finally:
         client.close()
     session = secrets.token_hex(8)
