@@ -330,9 +330,8 @@ def test_docker_provider_through_testcontainers(monkeypatch: pytest.MonkeyPatch)
             assert conn.execute("SHOW fsync").fetchone() == ("off",)
             assert conn.execute("SHOW port").fetchone() == (str(server.port),)
         with _docker.client() as engine:
-            (container,) = engine.containers.list(
-                filters={"label": f"{reaper.LABEL_OWNER}={reaper.owner()}"}
-            )
+            container = engine.containers.get(server.container_id)
+            assert container.labels[reaper.LABEL_OWNER] == reaper.owner()
             assert container.image.tags == [image] or image in container.image.tags
             network = container.attrs["HostConfig"]["NetworkMode"]
             if server.network == "host":  # loopback only, never the host's 5432

@@ -277,6 +277,7 @@ class DsnServer:
     port: int = 0
     image: str = ""  # docker: the image the container runs
     network: str = ""  # docker: "bridge" (a published port) or "host"
+    container_id: str = ""  # docker: the container (``docker logs <id>``)
     _params: dict[str, str] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
@@ -405,6 +406,7 @@ def _start_docker(image: str) -> DsnServer:
             stopper=lambda: _stop(container, watchdog),
             network="host" if host_network else "bridge",
             image=image,
+            container_id=container.get_container_id(),
         )
     except BaseException:
         if container is not None:
