@@ -7,8 +7,9 @@
   hash at once; its lateness (p50/p99) is how long the event loop was blocked.
 - ``stream_rss``: peak growth of this process's resident memory while
   ``db.audit.export()`` streams every audit row (seeded by ``seed_audit.sql``).
-- ``audit_writes``: ``db.audit.record()`` per second, with the hash chain on,
-  then switched off for the measurement (``chain_off.sql``), then on again.
+- ``audit_writes``: ``db.audit.record()`` per second with the audit chain on
+  (a sealer running beside the writers) and off (``chain_off.sql``),
+  interleaved and repeated, at one connection and at a pool under many tasks.
 """
 
 from __future__ import annotations
@@ -203,17 +204,41 @@ async def stream_rss(
     return found
 
 
-async def _write_rates(w: Workload, *, seconds: float, tasks: int, pool: int) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for mode, size, n in (("latency", 1, 1), ("throughput", pool, tasks)):
-        settings = cheap_settings(pool_min_size=size, pool_max_size=size)
-        async with await vdata.connect(w.app_dsn, settings=settings) as db:
-            audit = db.audit
+async def _sealer(db: vdata.Database, stop: asyncio.Event, every: float, out: list[int]) -> None:
+    """Seal every *every* seconds until *stop*, then once more; append the rows sealed."""
+    while True:
+        stopped = stop.is_set()
+        out.append((await db.audit.seal()).rows_sealed)
+        if stopped:
+            return
+        try:
+            await asyncio.wait_for(stop.wait(), every)
+        except TimeoutError:
+            pass
 
-            async def run(_w: int, k: int, audit: Any = audit) -> None:
-                for _ in range(k):
-                    await audit.record("bench.write", "bench", "x", actor=ACTOR)
 
+async def _write_rate(
+    w: Workload, *, seconds: float, mode: str, size: int, tasks: int, seal_every: float | None
+) -> dict[str, Any]:
+    settings = cheap_settings(pool_min_size=size, pool_max_size=size)
+    async with (
+        await vdata.connect(w.app_dsn, settings=settings) as db,
+        await vdata.connect(w.app_dsn, settings=cheap_settings(pool_max_size=1)) as sealer_db,
+    ):
+        audit = db.audit
+
+        async def run(_w: int, k: int, audit: Any = audit) -> None:
+            for _ in range(k):
+                await audit.record("bench.write", "bench", "x", actor=ACTOR)
+
+        sealed: list[int] = []
+        stop = asyncio.Event()
+        sealer = (
+            None
+            if seal_every is None
+            else asyncio.create_task(_sealer(sealer_db, stop, seal_every, sealed))
+        )
+        try:
             cell = await measure(
                 run,
                 op="audit_write",
@@ -221,28 +246,87 @@ async def _write_rates(w: Workload, *, seconds: float, tasks: int, pool: int) ->
                 mode=mode,
                 repeat=0,
                 seconds=seconds,
-                tasks=n,
+                tasks=tasks,
             )
-        out[mode] = {"writes_per_s": cell.ops_per_s, "cpu_us_per_op": cell.cpu_us_per_op}
-    return out
+        finally:
+            stop.set()
+            if sealer is not None:
+                await sealer
+    return {
+        "writes_per_s": cell.ops_per_s,
+        "cpu_us_per_op": cell.cpu_us_per_op,
+        "writes": cell.ops,
+        "rows_sealed": sum(sealed),
+        "seals": sum(1 for n in sealed if n),
+    }
+
+
+def _spread(values: list[float]) -> dict[str, float]:
+    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
 
 
 async def audit_writes(
-    w: Workload, owner_dsn: str, *, seconds: float, tasks: int, pool: int
+    w: Workload,
+    owner_dsn: str,
+    *,
+    seconds: float,
+    tasks: int,
+    pool: int,
+    repeats: int = 3,
+    seal_every: float = 0.2,
 ) -> dict[str, Any]:
-    """Return ``db.audit.record()`` per second, sequential and from *tasks* tasks.
+    """Return ``db.audit.record()`` per second with the chain on and off, interleaved.
 
-    First with the hash chain on, then off (``chain_off.sql``, as the owner:
-    rows hashed but not linked), then on again (``chain_on.sql``).
+    Each repeat measures, for each mode (one connection; *tasks* tasks on a
+    pool of *pool*), the chain on (a sealer seals every *seal_every* s on a
+    connection of its own while the writers run, and once after, so its
+    server work is counted) and off (``chain_off.sql``, as the owner: rows
+    hashed, never sealed, no sealer), in an order rotated every repeat.
+    ``ratio`` is on / off within each repeat.
     """
-    out: dict[str, Any] = {"on": await _write_rates(w, seconds=seconds, tasks=tasks, pool=pool)}
+    modes = (("latency", 1, 1), ("throughput", pool, tasks))
+    runs: dict[str, dict[str, list[dict[str, Any]]]] = {
+        chain: {mode: [] for mode, _, _ in modes} for chain in ("on", "off")
+    }
+    ratios: dict[str, list[float]] = {mode: [] for mode, _, _ in modes}
     owner = await asyncpg.connect(owner_dsn)
     try:
-        await owner.execute(read_sql("chain_off.sql"))
-        try:
-            out["off"] = await _write_rates(w, seconds=seconds, tasks=tasks, pool=pool)
-        finally:
-            await owner.execute(read_sql("chain_on.sql"))
+        for r in range(repeats):
+            for mode, size, n in modes:
+                found: dict[str, dict[str, Any]] = {}
+                for chain in rotated(["on", "off"], r):
+                    if chain == "off":
+                        await owner.execute(read_sql("chain_off.sql"))
+                    try:
+                        found[chain] = await _write_rate(
+                            w,
+                            seconds=seconds,
+                            mode=mode,
+                            size=size,
+                            tasks=n,
+                            seal_every=seal_every if chain == "on" else None,
+                        )
+                    finally:
+                        if chain == "off":
+                            await owner.execute(read_sql("chain_on.sql"))
+                    runs[chain][mode].append(found[chain])
+                ratios[mode].append(found["on"]["writes_per_s"] / found["off"]["writes_per_s"])
     finally:
         await owner.close()
+    out: dict[str, Any] = {
+        chain: {
+            mode: {
+                "writes_per_s": statistics.median(x["writes_per_s"] for x in found),
+                "min": min(x["writes_per_s"] for x in found),
+                "max": max(x["writes_per_s"] for x in found),
+                "cpu_us_per_op": statistics.median(x["cpu_us_per_op"] for x in found),
+                "runs": found,
+            }
+            for mode, found in by_mode.items()
+        }
+        for chain, by_mode in runs.items()
+    }
+    out["ratio"] = {mode: _spread(values) for mode, values in ratios.items()}
+    out["seal_every_s"] = seal_every
+    out["repeats"] = repeats
     return out
