@@ -252,7 +252,7 @@ def _extras_lines(results: Results) -> list[str]:
             lines.append(
                 f"audit writes, chain on / off ({mode}): {st['median']:.2f}x "
                 f"({st['min']:.2f}-{st['max']:.2f}, {a.get('repeats', 1)} interleaved repeats, "
-                f"sealer every {a.get('seal_every_s', 0):g} s while chain on)"
+                f"sealer every {a.get('seal_every_s') or 0:g} s while chain on)"
             )
     if e.hooks:
         off = e.hooks["variants"]["off"]

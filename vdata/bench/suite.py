@@ -231,7 +231,7 @@ async def run(
             seconds=max(cfg.seconds * 2, 0.5),
             tasks=cfg.tasks,
             pool=cfg.pool_size,
-            repeats=cfg.repeats,
+            repeats=2 * cfg.repeats,  # pairs of on/off: the ratio is what counts
         ),
         "hooks": lambda: hooks(
             w, seconds=cfg.seconds, warmup=cfg.warmup, repeats=cfg.repeats, progress=progress
