@@ -21,7 +21,8 @@
 -- while this runs (writers wait; nothing is read from audit_log), so every
 -- row with an id up to that head is linked the old way and every later row
 -- is sealed. See docs/audit-chain.md.
--- squawk-ignore-file require-concurrent-index-creation
+-- Drops 0303's commit trigger function, which nothing else calls:
+-- squawk-ignore-file require-concurrent-index-creation, ban-drop-function
 -- depends: 0310.create-user-rows
 
 LOCK TABLE app.audit_log IN SHARE ROW EXCLUSIVE MODE;
@@ -66,11 +67,11 @@ app.seal_audit_log(). Owner-only.';
 CREATE TABLE app.audit_log_seal (
     seal_id bigint GENERATED ALWAYS AS IDENTITY,
     sealed_at timestamptz NOT NULL DEFAULT now(),
-    snapshot pg_snapshot NOT NULL,
+    taken_under pg_snapshot NOT NULL,
     first_id bigint NOT NULL,
     last_id bigint NOT NULL,
-    ids bigint [] NOT NULL,
-    row_hashes bytea [] NOT NULL,
+    ids bigint[] NOT NULL,
+    row_hashes bytea[] NOT NULL,
     prev_hash bytea,
     seal_hash bytea NOT NULL,
     CONSTRAINT pk_audit_log_seal PRIMARY KEY (seal_id),
@@ -90,7 +91,7 @@ COMMENT ON TABLE app.audit_log_seal IS
 and row_hash of the audit rows committed since the seal before it (ids ascending),
 and seal_hash = app.audit_log_seal_hash(seal) links it to that seal. Append-only;
 the service role may only read it.';
-COMMENT ON COLUMN app.audit_log_seal.snapshot IS
+COMMENT ON COLUMN app.audit_log_seal.taken_under IS
 'Snapshot the seal was taken under: it holds every row whose xact is visible in it
 and not in the previous seal''s snapshot.';
 COMMENT ON COLUMN app.audit_log_seal.prev_hash IS
@@ -183,7 +184,7 @@ BEGIN
     FROM app.audit_log_head AS h
     WHERE h.singleton
     FOR UPDATE;
-    SELECT s.snapshot INTO previous
+    SELECT s.taken_under INTO previous
     FROM app.audit_log_seal AS s
     WHERE s.seal_id = head.last_seal_id;
     -- One statement: the rows it reads are exactly those whose transaction

@@ -261,7 +261,7 @@ newest_seal AS (
         s.seal_id,
         s.first_id,
         s.seal_hash,
-        s.snapshot
+        s.taken_under
     FROM app.audit_log_seal AS s
     ORDER BY s.seal_id DESC
     LIMIT 1
@@ -284,20 +284,28 @@ entries AS (
 
 sealing AS (
     SELECT
+        e.seal_id,
         coalesce(c.id, e.id) AS id,
         coalesce(c.hash_ok, FALSE) AS hash_ok,
         c.id IS NULL AS missing,
         e.id IS NULL AS unlisted,
         coalesce(c.row_hash = e.row_hash, FALSE) AS listed_ok,
-        e.seal_id,
         c.xact IS NULL AS bypassed,
         coalesce(
             pg_visible_in_snapshot(
-                c.xact::text::xid8, (SELECT ns.snapshot FROM newest_seal AS ns)
+                c.xact::text::xid8, (SELECT ns.taken_under FROM newest_seal AS ns)
             ),
             FALSE
         ) AS due
-    FROM (SELECT * FROM chain WHERE NOT linked) AS c
+    FROM (
+        SELECT
+            ch.id,
+            ch.xact,
+            ch.row_hash,
+            ch.hash_ok
+        FROM chain AS ch
+        WHERE NOT ch.linked
+    ) AS c
     FULL JOIN entries AS e ON c.id = e.id
 ),
 
@@ -313,7 +321,7 @@ seals AS (
             ELSE TRUE
         END AS hash_ok,
         lag(s.seal_hash) OVER (ORDER BY s.seal_id) AS previous_hash,
-        row_number() OVER (ORDER BY s.seal_id) AS position
+        row_number() OVER (ORDER BY s.seal_id) AS seal_position
     FROM app.audit_log_seal AS s
     CROSS JOIN bounds AS b
 ),
@@ -334,8 +342,8 @@ breaks AS (
     UNION ALL
     SELECT
         h.linked_id AS id,
-        'the newest linked row does not match the linked head (rows deleted or altered)'
-        AS reason
+        'the newest linked row does not match the linked head '
+        || '(rows deleted or altered)' AS reason
     FROM bounds AS b
     CROSS JOIN head AS h
     WHERE
@@ -382,7 +390,7 @@ breaks AS (
     WHERE
         NOT s.hash_ok
         OR s.prev_hash IS DISTINCT FROM (
-            CASE WHEN s.position > 1 THEN s.previous_hash ELSE h.linked_hash END
+            CASE WHEN s.seal_position > 1 THEN s.previous_hash ELSE h.linked_hash END
         )
     UNION ALL
     SELECT
@@ -462,8 +470,10 @@ SELECT
     )
     OR EXISTS (
         SELECT FROM app.audit_log AS a
-        CROSS JOIN app.audit_log_seal_head() AS h
-        WHERE a.id = :id AND a.id <= h.linked_id AND a.row_hash = :hash
+        WHERE
+            a.id = :id
+            AND a.row_hash = :hash
+            AND a.id <= (SELECT h.linked_id FROM app.audit_log_seal_head() AS h)
     ) AS holds;
 
 -- name: seal_audit_log()^

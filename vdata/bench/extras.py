@@ -17,6 +17,8 @@ from __future__ import annotations
 __all__ = ["Extras", "audit_writes", "authenticate", "loop_lag", "stream_rss"]
 
 import asyncio
+import contextlib
+import os
 import statistics
 import sys
 import time
@@ -211,19 +213,43 @@ async def _sealer(db: vdata.Database, stop: asyncio.Event, every: float, out: li
         out.append((await db.audit.seal()).rows_sealed)
         if stopped:
             return
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), every)
-        except TimeoutError:
-            pass
+
+
+def _server_cpu_s(pids: list[int]) -> float | None:
+    """Return the CPU seconds the server processes *pids* used so far (None: not readable).
+
+    Linux only, and only when the server runs on this machine (the bench's
+    throwaway server does): user + system time from ``/proc/<pid>/stat``.
+    """
+    total = 0
+    try:
+        for pid in pids:
+            with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime (clock ticks)
+    except (OSError, IndexError, ValueError):
+        return None
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 async def _write_rate(
-    w: Workload, *, seconds: float, mode: str, size: int, tasks: int, seal_every: float | None
+    w: Workload,
+    owner: asyncpg.Connection,
+    *,
+    seconds: float,
+    mode: str,
+    size: int,
+    tasks: int,
+    seal_every: float | None,
 ) -> dict[str, Any]:
     settings = cheap_settings(pool_min_size=size, pool_max_size=size)
     async with (
         await vdata.connect(w.app_dsn, settings=settings) as db,
-        await vdata.connect(w.app_dsn, settings=cheap_settings(pool_max_size=1)) as sealer_db,
+        await vdata.connect(
+            w.app_dsn, settings=cheap_settings(pool_min_size=1, pool_max_size=1)
+        ) as sealer_db,
     ):
         audit = db.audit
 
@@ -231,6 +257,16 @@ async def _write_rate(
             for _ in range(k):
                 await audit.record("bench.write", "bench", "x", actor=ACTOR)
 
+        # Every backend of the writers' pool and of the sealer (both open).
+        pids = [
+            r["pid"]
+            for r in await owner.fetch(
+                "SELECT pid FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                " AND backend_type = 'client backend'"
+            )
+        ]
+        server0 = _server_cpu_s(pids)
         sealed: list[int] = []
         stop = asyncio.Event()
         sealer = (
@@ -252,13 +288,25 @@ async def _write_rate(
             stop.set()
             if sealer is not None:
                 await sealer
+        server1 = _server_cpu_s(pids)
+    server_us = (
+        None
+        if server0 is None or server1 is None or not cell.ops
+        else (server1 - server0) / cell.ops * 1e6
+    )
     return {
         "writes_per_s": cell.ops_per_s,
         "cpu_us_per_op": cell.cpu_us_per_op,
+        "server_cpu_us_per_op": server_us,
         "writes": cell.ops,
         "rows_sealed": sum(sealed),
         "seals": sum(1 for n in sealed if n),
     }
+
+
+def _median_or_none(values: list[float | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    return statistics.median(known) if known else None
 
 
 def _spread(values: list[float]) -> dict[str, float]:
@@ -300,6 +348,7 @@ async def audit_writes(
                     try:
                         found[chain] = await _write_rate(
                             w,
+                            owner,
                             seconds=seconds,
                             mode=mode,
                             size=size,
@@ -320,6 +369,7 @@ async def audit_writes(
                 "min": min(x["writes_per_s"] for x in found),
                 "max": max(x["writes_per_s"] for x in found),
                 "cpu_us_per_op": statistics.median(x["cpu_us_per_op"] for x in found),
+                "server_cpu_us_per_op": _median_or_none([x["server_cpu_us_per_op"] for x in found]),
                 "runs": found,
             }
             for mode, found in by_mode.items()

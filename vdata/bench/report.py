@@ -247,6 +247,11 @@ def _extras_lines(results: Results) -> list[str]:
                     f"({st.get('min', st['writes_per_s']):,.0f}-"
                     f"{st.get('max', st['writes_per_s']):,.0f}), "
                     f"CPU {st['cpu_us_per_op']:.0f} us/write"
+                    + (
+                        ""
+                        if st.get("server_cpu_us_per_op") is None
+                        else f", server CPU {st['server_cpu_us_per_op']:.0f} us/write"
+                    )
                 )
         for mode, st in a.get("ratio", {}).items():
             lines.append(

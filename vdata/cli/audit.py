@@ -6,6 +6,7 @@ __all__ = ["register"]
 
 import argparse
 import asyncio
+import contextlib
 import datetime as dt
 from typing import TYPE_CHECKING, Any
 
@@ -25,8 +26,8 @@ def register(subparsers: Any) -> None:
         help="verify the audit trail's hash chain, or apply retention",
         description=(
             "Verify the audit hash chain (see docs/audit-chain.md), seal new rows, print its "
-            "head, or drop old months. Exit 0 if the chain holds, 1 if it is broken (the row is named), "
-            "2 if it could not run."
+            "head, or drop old months. Exit 0 if the chain holds, 1 if it is broken (the row "
+            "is named), 2 if it could not run."
         ),
     )
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
@@ -155,10 +156,8 @@ def _seal(args: argparse.Namespace) -> int:
                     return
                 await asyncio.sleep(every)
 
-    try:
+    with contextlib.suppress(KeyboardInterrupt):  # the way to stop --every
         asyncio.run(run())
-    except KeyboardInterrupt:
-        pass
     return OK
 
 
