@@ -291,12 +291,17 @@ sealing AS (
         e.id IS NULL AS unlisted,
         coalesce(c.row_hash = e.row_hash, FALSE) AS listed_ok,
         c.xact IS NULL AS bypassed,
-        coalesce(
-            pg_visible_in_snapshot(
-                c.xact::text::xid8, (SELECT ns.taken_under FROM newest_seal AS ns)
-            ),
-            FALSE
-        ) AS due
+        CASE
+            WHEN e.id IS NULL
+                THEN
+                    coalesce(
+                        pg_visible_in_snapshot(
+                            c.xact::text::xid8, (SELECT ns.taken_under FROM newest_seal AS ns)
+                        ),
+                        FALSE
+                    )
+            ELSE FALSE
+        END AS due
     FROM (
         SELECT
             ch.id,
