@@ -483,8 +483,10 @@ SELECT
 
 -- name: seal_audit_log()^
 -- Seal the audit rows committed since the last seal (app.seal_audit_log, in
--- its own transaction) and return the seal's number and row count, both
--- null when there was nothing to seal.
+-- its own transaction) and return the seal's number and row count (null
+-- and 0 when there was nothing to seal). Raises active_sql_transaction when
+-- run in a transaction that has already written.
+-- not-null: rows_sealed
 SELECT
     max(s.seal_id) AS seal_id,
     coalesce(max(s.rows_sealed), 0) AS rows_sealed
