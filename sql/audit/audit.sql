@@ -233,7 +233,10 @@ chain AS (
         a.row_hash,
         a.row_hash = app.audit_log_row_hash(a) AS hash_ok,
         a.id <= coalesce(h.linked_id, 0) AS linked,
-        lag(a.row_hash) OVER (ORDER BY a.id) AS previous_hash,
+        -- Kept for linked rows only: sealed rows are checked against seals.
+        CASE
+            WHEN a.id <= h.linked_id THEN lag(a.row_hash) OVER (ORDER BY a.id)
+        END AS previous_hash,
         row_number() OVER (ORDER BY a.id) AS link_position
     FROM app.audit_log AS a
     CROSS JOIN bounds AS b
