@@ -321,7 +321,7 @@ async def audit_writes(
     tasks: int,
     pool: int,
     repeats: int = 3,
-    seal_every: float = 0.2,
+    seal_every: float = 1.0,
 ) -> dict[str, Any]:
     """Return ``db.audit.record()`` per second with the chain on and off, interleaved.
 
