@@ -93,7 +93,7 @@ async def test_chain_holds_after_1000_concurrent_audited_writes(
     sealing = asyncio.create_task(sealer())
     await asyncio.gather(*(write(i) for i in range(1000)))
     writing = False
-    assert await sealing > 1  # sealed while the writers ran, not only at the end
+    assert await sealing >= 1  # sealed while the writers ran, not only at the end
     await db.audit.seal()
     report = await db.audit.verify_chain()
     expected = 1 + 250 + 2 * 250 + 500  # the user's creation, then the writes above
