@@ -50,10 +50,11 @@ to audit_log_head.last_id are linked by prev_hash, later ones listed in
 app.audit_log_seal.';
 
 -- The sealer finds the rows of recently committed transactions by xact.
--- BRIN (there is no BRIN operator class for xid8, hence bigint): xact grows
--- with insertion order, and a BRIN index costs a writer
--- almost nothing (no per-row index entry to place).
-CREATE INDEX index_audit_log_on_xact ON app.audit_log USING brin (xact);
+-- A btree: xact grows with insertion order, so entries go to the rightmost
+-- leaf, and the sealer reads only the new rows. (A BRIN index would cost the
+-- writers less, but a range autovacuum has not summarized yet is read whole
+-- by every seal: 100-200 ms per seal at 100,000 rows, measured.)
+CREATE INDEX index_audit_log_on_xact ON app.audit_log (xact);
 
 ALTER TABLE app.audit_log_head ADD COLUMN last_seal_id bigint;
 
@@ -161,10 +162,17 @@ RETURNS TABLE (seal_id bigint, rows_sealed integer)
 LANGUAGE plpgsql
 SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+-- The new rows are found through the index on xact, however little the
+-- planner knows of the table (a fresh partition has no statistics, and a
+-- cached generic plan none of the bound): a sequential scan would read the
+-- whole trail at every seal.
+SET enable_seqscan = off
 AS $$
 DECLARE
     head record;
     previous pg_snapshot;
+    since_xact bigint;
+    running bigint[];
     taken pg_snapshot;
     entry_ids bigint[];
     entry_hashes bytea[];
@@ -187,6 +195,12 @@ BEGIN
     SELECT s.taken_under INTO previous
     FROM app.audit_log_seal AS s
     WHERE s.seal_id = head.last_seal_id;
+    -- The rows the previous seal could not see: those of transactions that
+    -- were running then (its xip list) or started later (from its xmax).
+    -- Not "from its xmin": a long transaction anywhere on the server holds
+    -- xmin back, and every seal would re-read all rows written since.
+    since_xact := coalesce(pg_snapshot_xmax(previous)::text::bigint, 0);
+    running := ARRAY(SELECT x::text::bigint FROM pg_snapshot_xip(previous) AS x);
     -- One statement: the rows it reads are exactly those whose transaction
     -- is visible in the snapshot it records.
     SELECT
@@ -203,13 +217,7 @@ BEGIN
         WHERE
             a.xact IS NOT NULL
             AND pg_visible_in_snapshot(a.xact::text::xid8, cur.snap)
-            AND (
-                previous IS NULL
-                OR (
-                    a.xact >= pg_snapshot_xmin(previous)::text::bigint
-                    AND NOT pg_visible_in_snapshot(a.xact::text::xid8, previous)
-                )
-            )
+            AND (a.xact >= since_xact OR a.xact = ANY(running))
     ) AS fresh;
     IF entry_ids IS NULL THEN
         RETURN;
