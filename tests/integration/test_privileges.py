@@ -51,8 +51,9 @@ def test_the_service_role_is_not_the_owner(app: psycopg.Connection[Any]) -> None
         "UPDATE app.audit_log_seal SET seal_hash = NULL",
         "DELETE FROM app.audit_log_seal",
         "TRUNCATE app.audit_log_seal",
-        "INSERT INTO app.audit_log_seal (snapshot, first_id, last_id, ids, row_hashes, seal_hash)"
-        " VALUES (pg_current_snapshot(), 1, 1, '{1}', ARRAY[sha256('x')], sha256('x'))",
+        "INSERT INTO app.audit_log_seal"
+        " (taken_under, first_id, last_id, ids, row_hashes, seal_hash)"
+        " VALUES (pg_current_snapshot(), 1, 1, ARRAY[1::bigint], ARRAY[sha256('x')], sha256('x'))",
     ],
 )
 def test_service_role_cannot_rewrite_the_audit_trail(
