@@ -119,7 +119,9 @@ async def test_read_your_writes_under_a_delayed_replica(cluster: Cluster, figure
             await writer.fetchrow(q("insert_note"), (f"ryw-{i}",))
             assert await writer.fetchval(TOLERANT_COUNT, ()) == i + 1  # its own write
             seen = await reader.fetchval(TOLERANT_COUNT, ())
-            stale_seen += isinstance(seen, int) and seen <= i  # the replica's view: before the write
+            stale_seen += (
+                isinstance(seen, int) and seen <= i
+            )  # the replica's view: before the write
         # Once the replica has caught up, the writer's reads go there again.
         assert writer.replicas is not None
         before = writer.replicas.replicas[0].reads
