@@ -130,6 +130,14 @@ class CircuitBreaker:
         """Call ``callback(old_state, new_state)`` on every transition."""
         self._listeners.append(callback)
 
+    def admits(self) -> bool:
+        """Return True if ``before_call()`` would admit a call now (no state changes)."""
+        if self._state is _CLOSED:
+            return True
+        if self._state is _OPEN:
+            return self._clock() >= self._open_until
+        return len(self._trials) < self.half_open_max_calls
+
     def before_call(self) -> bool:
         """Admit a call; return True for a half-open trial, raise UnavailableError if refused."""
         if self._state is _CLOSED:  # the hot path: no allocation

@@ -190,7 +190,7 @@ class Replicas:
             if (
                 replica.state == "ok"
                 and replica.caught_up_at >= last_write
-                and replica.breaker.state == "closed"
+                and replica.breaker.admits()  # open: skipped until its cooldown is over
             ):
                 self._next = (self._next + step + 1) % count
                 return replica
