@@ -184,21 +184,29 @@ async def test_replica_stopped_mid_load(cluster: Cluster, figure: Figure) -> Non
             reads_at_stop = reads["ok"]
             await asyncio.sleep(1.0)
             reads_after = reads["ok"] - reads_at_stop
+            health = await db.health()
+            # Started again: the monitor sees it, and reads go back to it.
+            cluster.standbys["standby1"].start_server()
+            back_from = time.monotonic()
+            on_replica_stopped = replica.reads
+            await until(lambda: replica.reads > on_replica_stopped, 20)
+            back_after = time.monotonic() - back_from
             stop.set()
             await asyncio.gather(*tasks)
-        health = await db.health()
         figure(
             f"replica stopped (immediate): monitor saw it down after {noticed:.2f} s; "
             f"{on_replica_before} reads on the replica before; {reads_after} reads in the "
             f"second after (primary); reader errors {dict(errors)}; writes ok {writes}; "
             f"replica fallbacks {replica.fallbacks}; replica breaker "
-            f"{health.replicas[0].breaker.state}; primary breaker {health.breaker.state}"
+            f"{health.replicas[0].breaker.state}; primary breaker {health.breaker.state}; "
+            f"restarted, reads on the replica again after {back_after:.2f} s"
         )
         assert on_replica_before > 0
         assert not errors, errors
         assert reads_after > 0
         assert health.ok and health.breaker.state == "closed"
         assert health.replicas[0].state == "down"
+        assert replica.reads > on_replica_stopped
     finally:
         stop.set()
         await asyncio.gather(*tasks, return_exceptions=True)

@@ -222,6 +222,7 @@ def test_a_replica_whose_breaker_cooled_down_gets_a_trial_read() -> None:
         (UnavailableError("open", reason="breaker_open"), True),
         (TransientError("recovery conflict", sqlstate="40001"), True),
         (QueryTimeoutError("no reply", reason="command_timeout"), True),
+        (DatabaseError("read-only transaction", sqlstate="25006"), True),
         (ConflictError("dup", sqlstate="23505"), False),
         (DatabaseError("syntax", sqlstate="42601"), False),
     ],

@@ -74,6 +74,9 @@ class Database(Generic[TxT]):
         # last write ended: lag-tolerant reads wait for a replica past it.
         self.replicas = replicas
         self.last_write = float("-inf")
+        # The path of a pooled call, chosen once: without replicas, straight
+        # to the primary (no routing step on the hot path).
+        self._path = self._run if replicas is None else self._routed
         self.transaction_class = transaction_class
         self.settings = settings
         self._pool = pool
@@ -173,26 +176,19 @@ class Database(Generic[TxT]):
 
     async def fetchrow(self, q: Query[Any], args: Sequence[object]) -> asyncpg.Record | None:
         """Run *q* on a pooled connection; return its first row or None."""
-        return await self._run(q, _FETCHROW, args)
+        return await self._path(q, _FETCHROW, args)
 
     async def fetch(self, q: Query[Any], args: Sequence[object]) -> list[asyncpg.Record]:
         """Run *q* on a pooled connection; return every row."""
-        return await self._run(q, _FETCH, args)  # type: ignore[no-any-return]
+        return await self._path(q, _FETCH, args)  # type: ignore[no-any-return]
 
     async def fetchval(self, q: Query[Any], args: Sequence[object]) -> object:
         """Run *q* on a pooled connection; return the first column of the first row."""
-        return await self._run(q, _FETCHVAL, args)
+        return await self._path(q, _FETCHVAL, args)
 
     async def execute(self, q: Query[Any], args: Sequence[object]) -> str:
         """Run *q* on a pooled connection; return its status string."""
-        return str(await self._run(q, _EXECUTE, args))
-
-    async def _run(
-        self, q: Query[Any], method: Callable[..., Awaitable[Any]], args: Sequence[object]
-    ) -> Any:
-        if self.replicas is not None:
-            return await self._routed(q, method, args)
-        return await self._on_primary(q, method, args)
+        return str(await self._path(q, _EXECUTE, args))
 
     async def _routed(
         self, q: Query[Any], method: Callable[..., Awaitable[Any]], args: Sequence[object]
@@ -202,7 +198,7 @@ class Database(Generic[TxT]):
         assert replicas is not None
         if not q.read_only:
             try:
-                return await self._on_primary(q, method, args)
+                return await self._run(q, method, args)
             finally:  # failed or not, it may have committed
                 self.last_write = time.monotonic()
         wanted = preference()
@@ -216,9 +212,9 @@ class Database(Generic[TxT]):
                         raise
                     replica.fallbacks += 1
                     log.info("read %s fell back to the primary: %s", q.name, error.reason)
-        return await self._on_primary(q, method, args)
+        return await self._run(q, method, args)
 
-    async def _on_primary(
+    async def _run(
         self, q: Query[Any], method: Callable[..., Awaitable[Any]], args: Sequence[object]
     ) -> Any:
         try:

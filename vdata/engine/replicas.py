@@ -246,11 +246,13 @@ class Replicas:
         """Return True if a read that failed on a replica should run on the primary instead.
 
         The replica could not serve it (down, refused, no reply, a recovery
-        conflict, its breaker open); a business error or a bug would fail on
-        the primary too, and is raised.
+        conflict, its breaker open), or refused it as a write (25006: a
+        SELECT that calls a writing function; refused, so never run); a
+        business error or a bug would fail on the primary too, and is raised.
         """
         return (
-            isinstance(error, UnavailableError)
+            error.sqlstate == "25006"
+            or isinstance(error, UnavailableError)
             or is_transient(error)
             or is_availability_failure(error)
         )
