@@ -23,6 +23,7 @@ FROM position AS p;
 -- name: get_replica_status()^
 -- Return whether the server is a standby and the WAL position it has replayed,
 -- in bytes (NULL on a primary). Cannot fail on any constraint.
+-- not-null: in_recovery
 SELECT
     pg_is_in_recovery() AS in_recovery,
     (pg_last_wal_replay_lsn() - '0/0'::pg_lsn)::bigint AS replayed;

@@ -39,6 +39,7 @@ from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 import asyncpg
+import msgspec
 
 from vdata.dsn import parse_dsn
 from vdata.engine.breaker import CircuitBreaker
@@ -55,6 +56,17 @@ if TYPE_CHECKING:
     from vdata.settings import Settings
 
 log = logging.getLogger("vdata.replicas")
+
+
+class ReplicaStatus(msgspec.Struct, frozen=True):
+    """What a replica says of itself: a standby or not, and the WAL it has replayed."""
+
+    in_recovery: bool
+    replayed: int | None
+
+
+_STATUS = load().bind("replication.get_replica_status", ReplicaStatus, entity="replica status")
+_POSITION = load().bind("replication.get_wal_position", int, entity="WAL position")
 
 Freshness = Literal["fresh", "tolerant"]
 
@@ -270,7 +282,7 @@ class Replicas:
         position: int | None = None
         try:
             async with asyncio.timeout(self._timeout), self._primary.connection() as conn:
-                position = int(await conn.fetchval(load()["replication.get_wal_position"].sql))
+                position = int(await conn.fetchval(_POSITION.sql))
         except Exception as exc:  # the primary is down or not a primary: no yardstick
             log.debug("replica monitor: no WAL position from the primary (%s)", type(exc).__name__)
         await asyncio.gather(*(self._check_one(r, position, sampled_at) for r in self.replicas))
@@ -279,17 +291,18 @@ class Replicas:
     async def _check_one(self, replica: Replica, position: int | None, sampled_at: float) -> None:
         try:
             async with asyncio.timeout(self._timeout), replica.pool.connection() as conn:
-                row = await conn.fetchrow(load()["replication.get_replica_status"].sql)
+                row = await conn.fetchrow(_STATUS.sql)
         except Exception as exc:
             replica.state = "down"
             replica.error = f"{type(exc).__name__}: {translate(exc, stage='connect')}"
             return
         replica.error = None
-        assert row is not None
-        if not row["in_recovery"]:
+        assert row is not None  # one row, always
+        status = ReplicaStatus(*row[:])
+        if not status.in_recovery:
             replica.state = "not_standby"  # promoted, or a primary listed by mistake
             return
-        replica.replayed = row["replayed"]
+        replica.replayed = status.replayed
         if position is not None and replica.replayed is not None:
             if replica.replayed >= position:
                 replica.caught_up_at = sampled_at
