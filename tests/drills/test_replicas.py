@@ -275,6 +275,26 @@ async def test_replica_read_throughput_against_primary_only(
 # -- failover ------------------------------------------------------------------------
 
 
+async def test_multi_host_dsn_picks_the_host_of_the_asked_kind(cluster: Cluster) -> None:
+    p, s = cluster.primary, cluster.standbys["standby1"]
+    hosts = f"{s.host}:{s.port},{p.host}:{p.port}"  # the standby first
+
+    async def answer(attrs: str) -> object:
+        dsn = f"postgresql://vdata_app@{hosts}/postgres?target_session_attrs={attrs}"
+        async with await vdata.connect(dsn, settings=settings()) as db:
+            return await db.fetchval(WHERE, ())
+
+    assert await answer("read-write") is False  # skipped the standby: the primary answered
+    assert await answer("primary") is False
+    assert await answer("standby") is True
+    assert await answer("any") is True  # the first host that answers
+    only_standby = f"postgresql://vdata_app@{s.host}:{s.port}/postgres"
+    with pytest.raises(vdata.UnavailableError) as none:
+        await vdata.connect(only_standby + "?target_session_attrs=read-write", settings=settings())
+    assert none.value.reason == "no_matching_host"
+    assert "target_session_attrs=read-write" in str(none.value)
+
+
 class TimedSet(set[str]):
     """The ledger's set of acknowledged units, noting when each was added."""
 
