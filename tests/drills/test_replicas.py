@@ -73,8 +73,12 @@ async def replica_db(c: Cluster, **overrides: Any) -> vdata.Database:
 
 async def test_routing_replica_reads_and_primary_transactions(cluster: Cluster) -> None:
     db = await replica_db(cluster)
+    events: list[vdata.StatementEvent] = []
+    db.add_statement_listener(events.append)
     try:
         assert await db.fetchval(TOLERANT_WHERE, ()) is True  # declared: on the replica
+        # a replica read is a statement event like any other
+        assert [(e.query, e.outcome) for e in events] == [("probe.in_recovery", "ok")]
         assert await db.fetchval(WHERE, ()) is False  # not declared: on the primary
         with db.reads("tolerant"):
             assert await db.fetchval(WHERE, ()) is True  # the caller allows lag

@@ -205,13 +205,24 @@ class Database(Generic[TxT]):
         if wanted == "tolerant" or (wanted is None and q.lag_tolerant):
             replica = replicas.pick(self.last_write)
             if replica is not None:
+                started = time.perf_counter()
                 try:
-                    return await replicas.run(replica, q, method, args, self.deadlines)
+                    result = await replicas.run(replica, q, method, args, self.deadlines)
                 except VdataError as error:
-                    if not replicas.falls_back(error):
+                    back = replicas.falls_back(error)
+                    if self.observers.active:  # "retried": it runs again, on the primary
+                        elapsed = time.perf_counter() - started
+                        outcome: Outcome = "retried" if back else "error"
+                        self.observers.emit(q.name, outcome, elapsed, 0.0, False, error, q.sql)
+                    if not back:
                         raise
                     replica.fallbacks += 1
                     log.info("read %s fell back to the primary: %s", q.name, error.reason)
+                else:
+                    if self.observers.active:
+                        elapsed = time.perf_counter() - started
+                        self.observers.emit(q.name, "ok", elapsed, 0.0, False, None, q.sql)
+                    return result
         return await self._run(q, method, args)
 
     async def _run(
