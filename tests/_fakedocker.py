@@ -1,4 +1,7 @@
-"""A tiny fake Docker engine on a unix socket: answers ``_ping`` and ``version``, fails pulls.
+"""A tiny fake Docker engine on a unix socket that cannot pull.
+
+It answers ``_ping``, ``version``, the lists the plugin asks for (no
+containers, a ``bridge`` network) and fails every pull.
 
 It is a real HTTP peer for the Docker SDK and vdata's ping, so the test
 plugin's fallback can be tested on a machine without Docker (offline or
@@ -57,6 +60,10 @@ class _Handler(BaseHTTPRequestHandler):
             self._reply(200, _VERSION)
         elif path == "/info":
             self._reply(200, {"ServerVersion": _VERSION["Version"], "OperatingSystem": "fake"})
+        elif path == "/containers/json":
+            self._reply(200, [])  # no container yet
+        elif path == "/networks":
+            self._reply(200, [{"Name": "bridge", "Id": "f" * 64, "Driver": "bridge"}])
         elif path == "/images/create":
             self._reply(500, {"message": "pull access denied: the fake engine is offline"})
         elif path.startswith("/images/") or path == "/containers/create":

@@ -73,6 +73,7 @@ class Query(Generic[T_co]):
         "doc",
         "entity",
         "kind",
+        "lag_tolerant",
         "line",
         "name",
         "params",
@@ -107,6 +108,9 @@ class Query(Generic[T_co]):
         self.read_only = bool(_READ_ONLY.match(sql)) and not _WRITES.search(_LOCKING.sub("", sql))
         self.struct = None
         self.entity = "row"
+        # May run on a read replica outside a transaction (vdata.engine.replicas);
+        # declared with Queries.bind(..., lag_tolerant=True).
+        self.lag_tolerant = False
         # Positional arguments come in declared order; the wire wants $n order.
         self._order: tuple[int, ...] | None = (
             None
@@ -118,12 +122,13 @@ class Query(Generic[T_co]):
         to = f" -> {self.struct.__name__}" if self.struct is not None else ""
         return f"<Query {self.name}{to} ({self.path.name}:{self.line})>"
 
-    def _typed(self, struct: type[Any], entity: str) -> Query[Any]:
+    def _typed(self, struct: type[Any], entity: str, lag_tolerant: bool = False) -> Query[Any]:
         bound: Query[Any] = object.__new__(Query)
         for slot in Query.__slots__:
             object.__setattr__(bound, slot, getattr(self, slot))
         bound.struct = struct
         bound.entity = entity
+        bound.lag_tolerant = lag_tolerant
         return bound
 
     def arguments(self, args: Sequence[object], values: Mapping[str, object]) -> Sequence[object]:
@@ -191,7 +196,9 @@ class Queries:
         except KeyError:
             raise KeyError(f"no query named {name!r} under {self.root}") from None
 
-    def bind(self, name: str, struct: type[T], *, entity: str | None = None) -> Query[T]:
+    def bind(
+        self, name: str, struct: type[T], *, entity: str | None = None, lag_tolerant: bool = False
+    ) -> Query[T]:
         """Return the query *name* typed so that each result becomes *struct*.
 
         *struct* is a msgspec Struct whose fields are the query's columns in
@@ -199,6 +206,11 @@ class Queries:
         its value. *entity* names the row in NotFoundError (default: the
         Struct's name in words, ``ApiKey`` -> ``"api key"``). Binding the same
         query to two different types is refused with ValueError.
+
+        *lag_tolerant* declares that the query's result may be a little
+        stale (a listing, a search, a statistic): outside a transaction it
+        may then run on a read replica (``Settings.replica_dsns``). Only a
+        query that only reads can be declared so (ValueError otherwise).
         """
         earlier = self._bound.get(name)
         if earlier is not None:
@@ -206,10 +218,16 @@ class Queries:
                 raise ValueError(
                     f"{name} is already bound to {earlier.struct!r}, not {struct.__name__}"
                 )
+            if earlier.lag_tolerant != lag_tolerant:
+                raise ValueError(
+                    f"{name} is already bound with lag_tolerant={earlier.lag_tolerant}"
+                )
             return earlier
+        if lag_tolerant and not self[name].read_only:
+            raise ValueError(f"{name} writes: only a read can be lag_tolerant")
         if entity is None:
             entity = _WORD_START.sub(" ", struct.__name__).lower()
-        bound: Query[T] = self[name]._typed(struct, entity)
+        bound: Query[T] = self[name]._typed(struct, entity, lag_tolerant)
         self._bound[name] = bound
         return bound
 

@@ -15,6 +15,7 @@ import msgspec
 from vdata.dsn import parse_dsn
 from vdata.errors import ConfigurationError
 
+Pooler = Literal["detect", "none", "session", "transaction"]
 SslMode = Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]
 
 _Seconds = Annotated[float, msgspec.Meta(ge=0)]
@@ -48,9 +49,25 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     # How long close() waits for calls in flight before terminating them.
     close_timeout: _Seconds = 10.0
     max_inactive_connection_lifetime: _Seconds = 5 * 60.0
-    # Prepared-statement cache per connection; 0 behind PgBouncer in
-    # transaction mode, where a cached statement may run on another backend.
-    statement_cache_size: Annotated[int, msgspec.Meta(ge=0)] = 100
+    # Prepared-statement cache per connection. None: 100 on a direct
+    # connection, 0 behind a pooler in transaction mode (where a cached
+    # statement may run on another backend); see ``pooler``.
+    statement_cache_size: Annotated[int, msgspec.Meta(ge=0)] | None = None
+    # What stands between vdata and PostgreSQL. "detect": one probe at open
+    # compares the backend pid the login reported with pg_backend_pid(); a
+    # mismatch means a pooler, taken as transaction pooling. "transaction":
+    # PgBouncer in transaction mode (statement cache 0; a cache > 0 is
+    # refused). "session" / "none": each client connection keeps its backend.
+    pooler: Pooler = "detect"
+
+    # Read replicas: DSNs of streaming standbys that lag-tolerant reads
+    # outside a transaction may use (VDATA_REPLICA_DSNS: URIs separated by
+    # spaces, or a JSON list). A replica further behind the primary than
+    # replica_max_lag seconds, or down, is skipped.
+    replica_dsns: tuple[str, ...] = ()
+    replica_max_lag: _PositiveSeconds = 5.0
+    # How often each replica's replay position is compared with the primary's.
+    replica_check_interval: _PositiveSeconds = 0.5
 
     # Server-side limits, sent as session settings on every connection.
     statement_timeout: _Seconds = 30.0
@@ -65,7 +82,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
 
     # The circuit breaker.
     breaker_failure_threshold: _Count = 5
+    # The longest cooldown. The first opening waits breaker_min_cooldown and
+    # each failed trial doubles the wait up to breaker_cooldown, so a failover
+    # that is over in a second costs a fraction of a second, while a real
+    # outage is probed at most every breaker_cooldown.
     breaker_cooldown: _PositiveSeconds = 10.0
+    breaker_min_cooldown: _PositiveSeconds = 0.25
     breaker_cooldown_jitter: Annotated[float, msgspec.Meta(ge=0, le=1)] = 0.2
     breaker_half_open_max_calls: _Count = 1
 
@@ -98,6 +120,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
         # reported at start-up, naming the setting, not at the first call.
         if self.dsn is not None:
             parse_dsn(self.dsn, setting="dsn").asyncpg_dsn(setting="dsn")
+        for replica in self.replica_dsns:
+            parse_dsn(replica, setting="replica_dsns").asyncpg_dsn(setting="replica_dsns")
         if self.secret_key and len(self.secret_key.encode()) < MIN_SECRET_KEY_BYTES:
             raise ConfigurationError(
                 f"invalid setting secret_key: must be empty or at least "
@@ -125,6 +149,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
                 name = key[len(_PREFIX) :].lower()
                 if name in names:
                     raw[name] = value
+        if "replica_dsns" in raw:
+            raw["replica_dsns"] = _dsn_list(raw["replica_dsns"])
         try:
             base = msgspec.convert(raw, cls, strict=False)
         except msgspec.ValidationError as exc:
@@ -171,6 +197,20 @@ def _explain(exc: msgspec.ValidationError, *, env_prefix: str) -> ConfigurationE
     if message.startswith("Object contains unknown field"):
         return ConfigurationError(f"unknown setting: {message.split('`')[1]}")
     return ConfigurationError(f"invalid settings: {expected}")
+
+
+def _dsn_list(value: str) -> Any:
+    """``VDATA_REPLICA_DSNS``: a JSON list, or URIs separated by white space."""
+    text = value.strip()
+    if text.startswith("["):
+        try:
+            return msgspec.json.decode(text)
+        except msgspec.DecodeError:
+            raise ConfigurationError(
+                "invalid setting VDATA_REPLICA_DSNS: not a valid JSON list of DSNs",
+                field="VDATA_REPLICA_DSNS",
+            ) from None
+    return text.split()
 
 
 def _choices(field: str) -> list[str]:

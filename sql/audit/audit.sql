@@ -162,14 +162,32 @@ WHERE
 ORDER BY a.id;
 
 -- name: verify_audit_chain(since, until, from_id)^
--- Re-compute the hash chain over the ids from the first event at or after
--- since (or from_id, whose prev_hash is then trusted) to the last event
--- before until, and return one report row: the first row whose row_hash
--- does not match its content, whose prev_hash does not match the row_hash
--- of the row before it, or, with no until, a tail that differs from the
--- chain head (rows appended with the trigger bypassed, or newest rows gone).
--- not-null: ok, rows_checked, genesis
-WITH bounds AS (
+-- Re-compute the audit trail's hashes over the ids from the first event at
+-- or after since (or from from_id) to the last event before until, and
+-- return one report row naming the first problem found:
+-- - rows written before sealing (ids up to the frozen linked head): a
+--   row_hash that does not match the row, a prev_hash that does not match
+--   the row before it (from_id: its prev_hash is trusted), or a newest
+--   linked row that is not the linked head;
+-- - later rows: a row_hash that does not match the row or the hash its seal
+--   lists, a sealed id that is gone, or a row that is in no seal although
+--   its transaction had committed when the newest seal was taken (or that
+--   has no transaction id: written with the trigger bypassed);
+-- - seals (those listing ids in the range): a seal_hash that does not match
+--   what the seal lists, a prev_hash that does not match the seal before it,
+--   and, with no until, a newest seal that is not the sealing head.
+-- Rows committed after the newest seal are counted in unsealed.
+-- not-null: ok, rows_checked, genesis, unsealed
+WITH head AS (
+    SELECT
+        h.linked_id,
+        h.linked_hash,
+        h.last_seal_id,
+        h.last_seal_hash
+    FROM app.audit_log_seal_head() AS h
+),
+
+bounds AS (
     SELECT
         greatest(
             :from_id::bigint,
@@ -188,8 +206,8 @@ WITH bounds AS (
 ),
 
 predecessor AS (
-    -- The row the first checked row must link to; none at the start of
-    -- the chain, after retention, or when from_id says to trust it.
+    -- The linked row the first checked row must link to; none at the start
+    -- of the chain, after retention, or when from_id says to trust it.
     SELECT
         p.id,
         p.row_hash
@@ -210,12 +228,19 @@ predecessor AS (
 chain AS (
     SELECT
         a.id,
+        a.xact,
         a.prev_hash,
+        a.row_hash,
         a.row_hash = app.audit_log_row_hash(a) AS hash_ok,
-        lag(a.row_hash) OVER (ORDER BY a.id) AS previous_hash,
+        a.id <= coalesce(h.linked_id, 0) AS linked,
+        -- Kept for linked rows only: sealed rows are checked against seals.
+        CASE
+            WHEN a.id <= h.linked_id THEN lag(a.row_hash) OVER (ORDER BY a.id)
+        END AS previous_hash,
         row_number() OVER (ORDER BY a.id) AS link_position
     FROM app.audit_log AS a
     CROSS JOIN bounds AS b
+    CROSS JOIN head AS h
     WHERE a.id BETWEEN b.first_id AND b.last_id
 ),
 
@@ -231,13 +256,82 @@ links AS (
             ELSE c.prev_hash
         END AS expected_prev
     FROM chain AS c
+    WHERE c.linked
 ),
 
-head AS (
+newest_seal AS (
     SELECT
-        h.last_id,
-        h.last_hash
-    FROM app.audit_log_chain_head() AS h
+        s.seal_id,
+        s.first_id,
+        s.seal_hash,
+        s.taken_under
+    FROM app.audit_log_seal AS s
+    ORDER BY s.seal_id DESC
+    LIMIT 1
+),
+
+entries AS (
+    SELECT
+        s.seal_id,
+        e.id,
+        e.row_hash
+    FROM app.audit_log_seal AS s
+    CROSS JOIN bounds AS b
+    CROSS JOIN LATERAL unnest(s.ids, s.row_hashes) AS e (id, row_hash)
+    WHERE
+        s.last_id >= b.first_id
+        AND (b.to_head OR s.first_id <= b.last_id)
+        AND e.id >= b.first_id
+        AND (b.to_head OR e.id <= b.last_id)
+),
+
+sealing AS (
+    SELECT
+        e.seal_id,
+        coalesce(c.id, e.id) AS id,
+        coalesce(c.hash_ok, FALSE) AS hash_ok,
+        c.id IS NULL AS missing,
+        e.id IS NULL AS unlisted,
+        coalesce(c.row_hash = e.row_hash, FALSE) AS listed_ok,
+        c.xact IS NULL AS bypassed,
+        CASE
+            WHEN e.id IS NULL
+                THEN
+                    coalesce(
+                        pg_visible_in_snapshot(
+                            c.xact::text::xid8, (SELECT ns.taken_under FROM newest_seal AS ns)
+                        ),
+                        FALSE
+                    )
+            ELSE FALSE
+        END AS due
+    FROM (
+        SELECT
+            ch.id,
+            ch.xact,
+            ch.row_hash,
+            ch.hash_ok
+        FROM chain AS ch
+        WHERE NOT ch.linked
+    ) AS c
+    FULL JOIN entries AS e ON c.id = e.id
+),
+
+seals AS (
+    SELECT
+        s.seal_id,
+        s.first_id,
+        s.prev_hash,
+        s.seal_hash,
+        CASE
+            WHEN s.last_id >= b.first_id AND (b.to_head OR s.first_id <= b.last_id)
+                THEN s.seal_hash = app.audit_log_seal_hash(s)
+            ELSE TRUE
+        END AS hash_ok,
+        lag(s.seal_hash) OVER (ORDER BY s.seal_id) AS previous_hash,
+        row_number() OVER (ORDER BY s.seal_id) AS seal_position
+    FROM app.audit_log_seal AS s
+    CROSS JOIN bounds AS b
 ),
 
 breaks AS (
@@ -255,33 +349,70 @@ breaks AS (
         OR l.prev_hash IS DISTINCT FROM l.expected_prev
     UNION ALL
     SELECT
-        CASE
-            WHEN b.last_id > h.last_id
-                THEN (
-                    SELECT min(a.id) AS id
-                    FROM app.audit_log AS a
-                    WHERE a.id > h.last_id
-                )
-            ELSE h.last_id
-        END AS id,
-        CASE
-            WHEN b.last_id > h.last_id
-                THEN 'row after the chain head: written with the chain trigger bypassed'
-            WHEN b.last_id IS NULL OR b.last_id < h.last_id
-                THEN 'the newest rows are missing: the chain head is this id'
-            ELSE 'the newest row does not match the chain head'
-        END AS reason
+        h.linked_id AS id,
+        'the newest linked row does not match the linked head '
+        || '(rows deleted or altered)' AS reason
     FROM bounds AS b
     CROSS JOIN head AS h
     WHERE
+        h.linked_id >= b.first_id
+        AND (b.to_head OR h.linked_id <= b.last_id)
+        AND (
+            SELECT a.row_hash
+            FROM app.audit_log AS a
+            WHERE a.id = h.linked_id
+        ) IS DISTINCT FROM h.linked_hash
+    UNION ALL
+    SELECT
+        sg.id,
+        CASE
+            WHEN sg.missing
+                THEN 'row deleted: seal ' || sg.seal_id || ' lists it, the table does not hold it'
+            WHEN NOT sg.hash_ok THEN 'row altered: row_hash does not match its content'
+            WHEN NOT sg.unlisted
+                THEN 'row altered: row_hash differs from the one seal ' || sg.seal_id || ' lists'
+            WHEN sg.bypassed
+                THEN 'row written with the chain trigger bypassed: no transaction id, in no seal'
+            ELSE
+                'row in no seal although its transaction had committed before the newest seal '
+                || '(inserted behind the sealer)'
+        END AS reason
+    FROM sealing AS sg
+    WHERE
+        sg.missing
+        OR NOT sg.hash_ok
+        OR (NOT sg.unlisted AND NOT sg.listed_ok)
+        OR (sg.unlisted AND (sg.bypassed OR sg.due))
+    UNION ALL
+    SELECT
+        s.first_id AS id,
+        CASE
+            WHEN NOT s.hash_ok
+                THEN 'seal ' || s.seal_id || ' altered: seal_hash does not match what it lists'
+            ELSE
+                'seal ' || s.seal_id || ' does not link to the seal before it '
+                || '(a seal was deleted, or inserted, before it)'
+        END AS reason
+    FROM seals AS s
+    CROSS JOIN head AS h
+    WHERE
+        NOT s.hash_ok
+        OR s.prev_hash IS DISTINCT FROM (
+            CASE WHEN s.seal_position > 1 THEN s.previous_hash ELSE h.linked_hash END
+        )
+    UNION ALL
+    SELECT
+        ns.first_id AS id,
+        'seal ' || ns.seal_id || ' is the newest seal but not the sealing head '
+        || '(seals added with the sealer bypassed, or the newest seals deleted)' AS reason
+    FROM bounds AS b
+    CROSS JOIN head AS h
+    LEFT JOIN newest_seal AS ns ON TRUE
+    WHERE
         b.to_head
         AND (
-            b.last_id IS DISTINCT FROM h.last_id
-            OR (
-                SELECT a.row_hash
-                FROM app.audit_log AS a
-                WHERE a.id = b.last_id
-            ) IS DISTINCT FROM h.last_hash
+            ns.seal_id IS DISTINCT FROM h.last_seal_id
+            OR ns.seal_hash IS DISTINCT FROM h.last_seal_hash
         )
 ),
 
@@ -290,7 +421,7 @@ first_break AS (
         br.id,
         br.reason
     FROM breaks AS br
-    ORDER BY br.id NULLS LAST
+    ORDER BY br.id NULLS LAST, br.reason
     LIMIT 1
 )
 
@@ -299,32 +430,70 @@ SELECT
     b.last_id,
     fb.id AS broken_id,
     fb.reason,
-    fb.id IS NULL AND fb.reason IS NULL AS ok,
+    fb.reason IS NULL AS ok,
     (SELECT count(*) AS n FROM chain) AS rows_checked,
     coalesce(
         (
-            SELECT l.prev_hash IS NULL AS genesis
-            FROM links AS l
-            WHERE l.link_position = 1
+            SELECT
+                CASE
+                    WHEN c.linked THEN c.prev_hash IS NULL
+                    ELSE
+                        h.linked_id IS NULL
+                        AND NOT EXISTS (
+                            SELECT FROM app.audit_log_seal AS s
+                            WHERE s.first_id < c.id
+                        )
+                END AS genesis
+            FROM chain AS c
+            CROSS JOIN head AS h
+            WHERE c.link_position = 1
         ),
         TRUE
-    ) AS genesis
+    ) AS genesis,
+    (
+        SELECT count(*) AS n
+        FROM sealing AS sg
+        WHERE sg.unlisted AND NOT sg.bypassed AND NOT sg.due
+    ) AS unsealed
 FROM bounds AS b
 LEFT JOIN first_break AS fb ON TRUE;
 
 -- name: get_audit_chain_head()^
--- Return the chain head (last_id, last_hash; both null before the first
--- event): keep it outside the database as an anchor for verify_chain.
+-- Return the sealing head (last_id: the newest seal's number, last_hash: its
+-- seal_hash; both null before the first seal): keep it outside the database
+-- as an anchor for verify_chain.
 SELECT
-    h.last_id,
-    h.last_hash
-FROM app.audit_log_chain_head() AS h;
+    h.last_seal_id AS last_id,
+    h.last_seal_hash AS last_hash
+FROM app.audit_log_seal_head() AS h;
 
--- name: get_audit_row_hash(id)$
--- Return the stored row_hash of event id, or nothing.
-SELECT a.row_hash
-FROM app.audit_log AS a
-WHERE a.id = :id;
+-- name: audit_anchor_holds(id, hash)$
+-- Return whether seal id still has seal_hash hash, or (for an anchor taken
+-- before sealing, which named a row) linked row id still has row_hash hash.
+-- not-null: holds
+SELECT
+    EXISTS (
+        SELECT FROM app.audit_log_seal AS s
+        WHERE s.seal_id = :id AND s.seal_hash = :hash
+    )
+    OR EXISTS (
+        SELECT FROM app.audit_log AS a
+        WHERE
+            a.id = :id
+            AND a.row_hash = :hash
+            AND a.id <= (SELECT h.linked_id FROM app.audit_log_seal_head() AS h)
+    ) AS holds;
+
+-- name: seal_audit_log()^
+-- Seal the audit rows committed since the last seal (app.seal_audit_log, in
+-- its own transaction) and return the seal's number and row count (null
+-- and 0 when there was nothing to seal). Raises active_sql_transaction when
+-- run in a transaction that has already written.
+-- not-null: rows_sealed
+SELECT
+    max(s.seal_id) AS seal_id,
+    coalesce(max(s.rows_sealed), 0) AS rows_sealed
+FROM app.seal_audit_log() AS s;
 
 -- name: drop_audit_log_partitions(keep_months)
 -- Owner only: drop the monthly partitions older than the last keep_months

@@ -90,7 +90,15 @@ def test_a_tiny_run_writes_table_json_and_markdown(
     assert results.extras.loop_lag is not None
     assert results.extras.stream_rss is not None
     assert results.extras.stream_rss["rows"] >= 300  # the seeded rows, streamed
-    assert results.extras.audit_writes is not None
+    writes = results.extras.audit_writes
+    assert writes is not None
+    assert set(writes["ratio"]) == {"latency", "throughput"}
+    for mode in ("latency", "throughput"):
+        assert writes["ratio"][mode]["median"] > 0
+        for run in writes["on"][mode]["runs"]:  # the sealer ran, every write got sealed
+            assert run["seals"] >= 1 and run["rows_sealed"] >= run["writes"] > 0
+        for run in writes["off"][mode]["runs"]:  # chain off: no sealer
+            assert (run["seals"], run["rows_sealed"]) == (0, 0)
     hooks = results.extras.hooks
     assert hooks is not None and set(hooks["variants"]) == {"off", "noop listener", "QueryStats"}
     assert all(v["calls"] > 0 for v in hooks["variants"].values())
@@ -111,6 +119,7 @@ def test_a_tiny_run_writes_table_json_and_markdown(
     assert all("met" in t for t in data["targets"])
     markdown = paths["markdown"].read_text()
     assert "| mode | operation |" in markdown
+    assert "audit writes, chain on / off (throughput)" in markdown
     if no_chart is None:  # matplotlib here: the chart is drawn and linked
         assert paths["png"].read_bytes().startswith(b"\x89PNG")
         assert "bench.png" in markdown

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 import pytest
 from psycopg.conninfo import make_conninfo
 
@@ -16,14 +18,17 @@ def forms(uri: str) -> dict[str, str]:
     """Return *uri* (postgresql://user@host:port/db) written in each form libpq reads."""
     params = parse_dsn(uri).params
     rest = uri.split("://", 1)[1]
+    query_only = "postgresql:///{}?host={}&port={}&user={}".format(
+        params["dbname"], params["host"], params["port"], params["user"]
+    )
+    if params.get("password"):  # a server with password auth (docker, dsn)
+        query_only += "&password=" + quote(params["password"], safe="")
     return {
         "key=value": make_conninfo("", **params),
         "postgresql://": uri,
         "postgres://": "postgres://" + rest,
         "postgresql+psycopg://": "postgresql+psycopg://" + rest,
-        "query string only": "postgresql:///{}?host={}&port={}&user={}".format(
-            params["dbname"], params["host"], params["port"], params["user"]
-        ),
+        "query string only": query_only,
     }
 
 

@@ -178,6 +178,8 @@ def test_a_service_built_from_the_page_alone(
         "-p",
         "no:cacheprovider",
         VDATA_TEST_DSN=vdata_server.dsn(),
+        # A server with password auth (docker) gave vdata_app a password.
+        VDATA_TEST_APP_PASSWORD=getattr(vdata_server, "app_password", None) or "",
     )
     assert code == 0, out
     assert " passed" in out and "failed" not in out and "error" not in out.lower()

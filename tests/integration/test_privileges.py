@@ -47,6 +47,13 @@ def test_the_service_role_is_not_the_owner(app: psycopg.Connection[Any]) -> None
         "TRUNCATE app.audit_log",
         "SELECT * FROM app.audit_log_head",
         "UPDATE app.audit_log_head SET last_hash = NULL",
+        "UPDATE app.audit_log_head SET last_seal_hash = NULL",
+        "UPDATE app.audit_log_seal SET seal_hash = NULL",
+        "DELETE FROM app.audit_log_seal",
+        "TRUNCATE app.audit_log_seal",
+        "INSERT INTO app.audit_log_seal"
+        " (taken_under, first_id, last_id, ids, row_hashes, seal_hash)"
+        " VALUES (pg_current_snapshot(), 1, 1, ARRAY[1::bigint], ARRAY[sha256('x')], sha256('x'))",
     ],
 )
 def test_service_role_cannot_rewrite_the_audit_trail(

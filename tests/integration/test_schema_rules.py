@@ -262,29 +262,39 @@ def add_audit(conn: psycopg.Connection[Any], action: str = "user.create") -> tup
     return tuple(row)
 
 
-def test_audit_rows_form_a_verifiable_hash_chain(conn: psycopg.Connection[Any]) -> None:
+def test_audit_rows_are_hashed_and_sealed_in_order(conn: psycopg.Connection[Any]) -> None:
     rows = [add_audit(conn, f"user.step{i}") for i in range(3)]
-    assert rows[0][1] is None  # the first entry starts the chain
     for previous, current in itertools.pairwise(rows):
         assert current[0] > previous[0]
-        assert current[1] == previous[2]
     for row in rows:
+        assert row[1] is None  # no link at write time: the sealer links
         assert row[2] == row[3] and len(row[2]) == 32
     # Recomputing over the stored rows finds nothing altered.
     bad = conn.execute(
         "SELECT count(*) FROM app.audit_log AS a WHERE a.row_hash != app.audit_log_row_hash(a)"
     ).fetchone()
     assert bad == (0,)
+    assert conn.execute("SELECT rows_sealed FROM app.seal_audit_log()").fetchone() == (3,)
+    # A seal never runs beside its own transaction's uncommitted rows.
+    with pytest.raises(errors.ActiveSqlTransaction), conn.transaction():
+        add_audit(conn)
+        conn.execute("SELECT * FROM app.seal_audit_log()")
 
 
 @pytest.mark.parametrize(
     "statement",
-    ["UPDATE app.audit_log SET actor = 'mallory'", "DELETE FROM app.audit_log"],
+    [
+        "UPDATE app.audit_log SET actor = 'mallory'",
+        "DELETE FROM app.audit_log",
+        "UPDATE app.audit_log_seal SET seal_hash = sha256('x')",
+        "DELETE FROM app.audit_log_seal",
+    ],
 )
-def test_audit_log_rejects_changes_even_from_the_owner(
+def test_audit_log_and_its_seals_reject_changes_even_from_the_owner(
     conn: psycopg.Connection[Any], statement: str
 ) -> None:
     add_audit(conn)
+    conn.execute("SELECT * FROM app.seal_audit_log()")
     with pytest.raises(errors.InsufficientPrivilege, match="append-only"):
         conn.execute(statement)
 

@@ -14,8 +14,10 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from tests import _docker
+from tests._docker import image_or_skip
 from tests._fakedocker import FakeDockerEngine
-from vdata.testing import pgserver, providers
+from vdata.testing import pgserver, providers, reaper
 
 pytest_plugins = ["pytester"]
 
@@ -316,19 +318,31 @@ def test_docker_engine_reports_a_dead_socket(
 
 
 def test_docker_provider_through_testcontainers(monkeypatch: pytest.MonkeyPatch) -> None:
-    ok, why = providers.docker_engine()
-    if not ok:
-        pytest.skip(f"testcontainers path not exercised: {why}")
-    choice = providers.ProviderChoice("docker", why, forced=True)
+    image = image_or_skip()
+    choice = providers.ProviderChoice("docker", "test", forced=True)
     server = providers.start_provider(choice)
+    assert isinstance(server, providers.DsnServer)
     try:
-        assert server.kind == "docker"
+        assert (server.kind, server.image) == ("docker", image)
         with psycopg.connect(server.dsn()) as conn:
             num = conn.execute("SHOW server_version_num").fetchone()
             assert num is not None and int(num[0]) // 10000 == server.version
             assert conn.execute("SHOW fsync").fetchone() == ("off",)
+            assert conn.execute("SHOW port").fetchone() == (str(server.port),)
+        with _docker.client() as engine:
+            container = engine.containers.get(server.container_id)
+            assert container.labels[reaper.LABEL_OWNER] == reaper.owner()
+            assert container.image.tags == [image] or image in container.image.tags
+            network = container.attrs["HostConfig"]["NetworkMode"]
+            if server.network == "host":  # loopback only, never the host's 5432
+                assert network == "host"
+                assert server.host == "127.0.0.1" and server.port != 5432
+            else:
+                assert network != "host" and server.network == "bridge"
     finally:
         server.stop()
+    with _docker.client() as engine:
+        assert engine.containers.list(all=True, filters={"id": container.id}) == []
 
 
 @pytest.fixture
@@ -397,3 +411,24 @@ def test_an_engine_behind_a_docker_context_is_found(
     assert providers.docker_host()[0] == fake_engine.host
     monkeypatch.setenv("DOCKER_HOST", "tcp://127.0.0.1:1")
     assert providers.docker_host() == ("tcp://127.0.0.1:1", "DOCKER_HOST")
+
+
+def test_the_image_comes_from_the_environment_then_the_ini_option_then_the_default(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, fake_engine: FakeDockerEngine
+) -> None:
+    if importlib.util.find_spec("testcontainers") is None:
+        pytest.skip("testcontainers is not installed (the test extra)")
+    _env(monkeypatch, DOCKER_HOST=fake_engine.host, VDATA_TEST_IMAGE=None)
+    pytester.makepyfile("def test_x():\n    pass\n")
+    header = "vdata: PostgreSQL provider docker (auto): Docker engine at *, image {}"
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.stdout.fnmatch_lines([header.format(f"{providers.DEFAULT_IMAGE} (default)")])
+    pytester.makeini(
+        "[pytest]\nasyncio_default_fixture_loop_scope = function\n"
+        "vdata_image = postgis/postgis:17-3.5\n"
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.stdout.fnmatch_lines([header.format("postgis/postgis:17-3.5 (vdata_image)")])
+    monkeypatch.setenv("VDATA_TEST_IMAGE", "vdata-postgres:local")
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.stdout.fnmatch_lines([header.format("vdata-postgres:local (VDATA_TEST_IMAGE)")])

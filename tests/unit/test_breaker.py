@@ -457,3 +457,106 @@ async def test_stale_success_does_not_close_a_half_open_breaker() -> None:
     assert await asyncio.create_task(trial()) is True
     breaker.on_success()  # the old call finishes: it says nothing about now
     assert breaker.state is HALF_OPEN
+
+
+# -- the growing cooldown: a failover is short, an outage is paced ----------------
+
+
+def growing(clock: FakeClock) -> CircuitBreaker:
+    return CircuitBreaker(
+        failure_threshold=2, cooldown=10.0, min_cooldown=0.25, jitter=0.0, clock=clock
+    )
+
+
+def trial_fails(breaker: CircuitBreaker, clock: FakeClock) -> float:
+    """Wait out the cooldown, fail the trial; return the new cooldown."""
+    retry_after = breaker.snapshot().retry_after
+    assert retry_after is not None
+    clock.now += retry_after
+    assert breaker.before_call() is True
+    breaker.on_failure(outage())
+    assert breaker.state is OPEN
+    after = breaker.snapshot().retry_after
+    assert after is not None
+    return after
+
+
+def test_first_opening_waits_the_min_cooldown() -> None:
+    clock = FakeClock()
+    breaker = growing(clock)
+    fail(breaker, 2)
+    assert breaker.snapshot().retry_after == pytest.approx(0.25)
+    clock.now += 0.249
+    with pytest.raises(UnavailableError):
+        breaker.before_call()
+    clock.now += 0.001
+    assert breaker.before_call() is True
+
+
+def test_failed_trials_double_the_cooldown_up_to_the_cap() -> None:
+    clock = FakeClock()
+    breaker = growing(clock)
+    fail(breaker, 2)
+    waits = [trial_fails(breaker, clock) for _ in range(8)]
+    assert waits == pytest.approx([0.5, 1.0, 2.0, 4.0, 8.0, 10.0, 10.0, 10.0])
+
+
+def test_a_real_outage_fails_fast_between_paced_trials() -> None:
+    # 60 s of outage: every call between trials is refused at once; the
+    # trials themselves are few (the cooldown grows to 10 s).
+    clock = FakeClock()
+    breaker = growing(clock)
+    fail(breaker, 2)
+    start, trials, refused = clock.now, 0, 0
+    while clock.now - start < 60:
+        clock.now += 0.01
+        try:
+            breaker.before_call()
+        except UnavailableError:
+            refused += 1
+            continue
+        trials += 1
+        breaker.on_failure(outage())
+    assert trials <= 11  # 0.25+0.5+1+2+4+8 = 15.75 s, then one per 10 s
+    assert refused > 5000
+    assert breaker.state is OPEN
+
+
+def test_closing_starts_the_next_outage_at_the_min_cooldown() -> None:
+    clock = FakeClock()
+    breaker = growing(clock)
+    fail(breaker, 2)
+    for _ in range(4):
+        trial_fails(breaker, clock)
+    clock.now += 10
+    breaker.before_call()
+    breaker.on_success()
+    assert breaker.state is CLOSED
+    fail(breaker, 2)
+    assert breaker.snapshot().retry_after == pytest.approx(0.25)
+
+
+def test_failover_within_a_second_costs_under_two_seconds_of_breaker() -> None:
+    # The server is back 1.2 s after the circuit opened: the first trial
+    # after that passes at the next doubling step (0.25 + 0.5 + 1.0 = 1.75 s).
+    clock = FakeClock()
+    breaker = growing(clock)
+    fail(breaker, 2)
+    opened, back = clock.now, clock.now + 1.2
+    while True:
+        retry_after = breaker.snapshot().retry_after
+        clock.now += retry_after or 0.0
+        breaker.before_call()
+        if clock.now >= back:
+            breaker.on_success()
+            break
+        breaker.on_failure(outage())
+    assert breaker.state is CLOSED
+    assert clock.now - opened == pytest.approx(1.75)
+
+
+def test_min_cooldown_none_keeps_one_fixed_cooldown() -> None:
+    clock = FakeClock()
+    breaker = make(clock)
+    open_breaker(breaker)
+    assert [trial_fails(breaker, clock) for _ in range(3)] == pytest.approx([10.0] * 3)

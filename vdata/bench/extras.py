@@ -7,8 +7,9 @@
   hash at once; its lateness (p50/p99) is how long the event loop was blocked.
 - ``stream_rss``: peak growth of this process's resident memory while
   ``db.audit.export()`` streams every audit row (seeded by ``seed_audit.sql``).
-- ``audit_writes``: ``db.audit.record()`` per second, with the hash chain on,
-  then switched off for the measurement (``chain_off.sql``), then on again.
+- ``audit_writes``: ``db.audit.record()`` per second with the audit chain on
+  (a sealer running beside the writers) and off (``chain_off.sql``),
+  interleaved and repeated, at one connection and at a pool under many tasks.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from __future__ import annotations
 __all__ = ["Extras", "audit_writes", "authenticate", "loop_lag", "stream_rss"]
 
 import asyncio
+import contextlib
+import os
 import statistics
 import sys
 import time
@@ -203,17 +206,75 @@ async def stream_rss(
     return found
 
 
-async def _write_rates(w: Workload, *, seconds: float, tasks: int, pool: int) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for mode, size, n in (("latency", 1, 1), ("throughput", pool, tasks)):
-        settings = cheap_settings(pool_min_size=size, pool_max_size=size)
-        async with await vdata.connect(w.app_dsn, settings=settings) as db:
-            audit = db.audit
+async def _sealer(db: vdata.Database, stop: asyncio.Event, every: float, out: list[int]) -> None:
+    """Seal every *every* seconds until *stop*, then once more; append the rows sealed."""
+    while True:
+        stopped = stop.is_set()
+        out.append((await db.audit.seal()).rows_sealed)
+        if stopped:
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), every)
 
-            async def run(_w: int, k: int, audit: Any = audit) -> None:
-                for _ in range(k):
-                    await audit.record("bench.write", "bench", "x", actor=ACTOR)
 
+def _server_cpu_s(pids: list[int]) -> float | None:
+    """Return the CPU seconds the server processes *pids* used so far (None: not readable).
+
+    Linux only, and only when the server runs on this machine (the bench's
+    throwaway server does): user + system time from ``/proc/<pid>/stat``.
+    """
+    total = 0
+    try:
+        for pid in pids:
+            with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime (clock ticks)
+    except (OSError, IndexError, ValueError):
+        return None
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+async def _write_rate(
+    w: Workload,
+    owner: asyncpg.Connection,
+    *,
+    seconds: float,
+    mode: str,
+    size: int,
+    tasks: int,
+    seal_every: float | None,
+) -> dict[str, Any]:
+    settings = cheap_settings(pool_min_size=size, pool_max_size=size)
+    async with (
+        await vdata.connect(w.app_dsn, settings=settings) as db,
+        await vdata.connect(
+            w.app_dsn, settings=cheap_settings(pool_min_size=1, pool_max_size=1)
+        ) as sealer_db,
+    ):
+        audit = db.audit
+
+        async def run(_w: int, k: int, audit: Any = audit) -> None:
+            for _ in range(k):
+                await audit.record("bench.write", "bench", "x", actor=ACTOR)
+
+        # Every backend of the writers' pool and of the sealer (both open).
+        pids = [
+            r["pid"]
+            for r in await owner.fetch(
+                "SELECT pid FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                " AND backend_type = 'client backend'"
+            )
+        ]
+        server0 = _server_cpu_s(pids)
+        sealed: list[int] = []
+        stop = asyncio.Event()
+        sealer = (
+            None
+            if seal_every is None
+            else asyncio.create_task(_sealer(sealer_db, stop, seal_every, sealed))
+        )
+        try:
             cell = await measure(
                 run,
                 op="audit_write",
@@ -221,28 +282,101 @@ async def _write_rates(w: Workload, *, seconds: float, tasks: int, pool: int) ->
                 mode=mode,
                 repeat=0,
                 seconds=seconds,
-                tasks=n,
+                tasks=tasks,
             )
-        out[mode] = {"writes_per_s": cell.ops_per_s, "cpu_us_per_op": cell.cpu_us_per_op}
-    return out
+        finally:
+            stop.set()
+            if sealer is not None:
+                await sealer
+        server1 = _server_cpu_s(pids)
+    server_us = (
+        None
+        if server0 is None or server1 is None or not cell.ops
+        else (server1 - server0) / cell.ops * 1e6
+    )
+    return {
+        "writes_per_s": cell.ops_per_s,
+        "cpu_us_per_op": cell.cpu_us_per_op,
+        "server_cpu_us_per_op": server_us,
+        "writes": cell.ops,
+        "rows_sealed": sum(sealed),
+        "seals": sum(1 for n in sealed if n),
+    }
+
+
+def _median_or_none(values: list[float | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    return statistics.median(known) if known else None
+
+
+def _spread(values: list[float]) -> dict[str, float]:
+    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
 
 
 async def audit_writes(
-    w: Workload, owner_dsn: str, *, seconds: float, tasks: int, pool: int
+    w: Workload,
+    owner_dsn: str,
+    *,
+    seconds: float,
+    tasks: int,
+    pool: int,
+    repeats: int = 3,
+    seal_every: float = 1.0,
 ) -> dict[str, Any]:
-    """Return ``db.audit.record()`` per second, sequential and from *tasks* tasks.
+    """Return ``db.audit.record()`` per second with the chain on and off, interleaved.
 
-    First with the hash chain on, then off (``chain_off.sql``, as the owner:
-    rows hashed but not linked), then on again (``chain_on.sql``).
+    Each repeat measures, for each mode (one connection; *tasks* tasks on a
+    pool of *pool*), the chain on (a sealer seals every *seal_every* s on a
+    connection of its own while the writers run, and once after, so its
+    server work is counted) and off (``chain_off.sql``, as the owner: rows
+    hashed, never sealed, no sealer), in an order rotated every repeat.
+    ``ratio`` is on / off within each repeat.
     """
-    out: dict[str, Any] = {"on": await _write_rates(w, seconds=seconds, tasks=tasks, pool=pool)}
+    modes = (("latency", 1, 1), ("throughput", pool, tasks))
+    runs: dict[str, dict[str, list[dict[str, Any]]]] = {
+        chain: {mode: [] for mode, _, _ in modes} for chain in ("on", "off")
+    }
+    ratios: dict[str, list[float]] = {mode: [] for mode, _, _ in modes}
     owner = await asyncpg.connect(owner_dsn)
     try:
-        await owner.execute(read_sql("chain_off.sql"))
-        try:
-            out["off"] = await _write_rates(w, seconds=seconds, tasks=tasks, pool=pool)
-        finally:
-            await owner.execute(read_sql("chain_on.sql"))
+        for r in range(repeats):
+            for mode, size, n in modes:
+                found: dict[str, dict[str, Any]] = {}
+                for chain in rotated(["on", "off"], r):
+                    if chain == "off":
+                        await owner.execute(read_sql("chain_off.sql"))
+                    try:
+                        found[chain] = await _write_rate(
+                            w,
+                            owner,
+                            seconds=seconds,
+                            mode=mode,
+                            size=size,
+                            tasks=n,
+                            seal_every=seal_every if chain == "on" else None,
+                        )
+                    finally:
+                        if chain == "off":
+                            await owner.execute(read_sql("chain_on.sql"))
+                    runs[chain][mode].append(found[chain])
+                ratios[mode].append(found["on"]["writes_per_s"] / found["off"]["writes_per_s"])
     finally:
         await owner.close()
+    out: dict[str, Any] = {
+        chain: {
+            mode: {
+                "writes_per_s": statistics.median(x["writes_per_s"] for x in found),
+                "min": min(x["writes_per_s"] for x in found),
+                "max": max(x["writes_per_s"] for x in found),
+                "cpu_us_per_op": statistics.median(x["cpu_us_per_op"] for x in found),
+                "server_cpu_us_per_op": _median_or_none([x["server_cpu_us_per_op"] for x in found]),
+                "runs": found,
+            }
+            for mode, found in by_mode.items()
+        }
+        for chain, by_mode in runs.items()
+    }
+    out["ratio"] = {mode: _spread(values) for mode, values in ratios.items()}
+    out["seal_every_s"] = seal_every
+    out["repeats"] = repeats
     return out

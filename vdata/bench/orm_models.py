@@ -123,7 +123,7 @@ class Project(Base):
 
 
 class AuditLog(Base):
-    """``app.audit_log``; the chain trigger sets id, prev_hash and row_hash."""
+    """``app.audit_log``; the chain trigger sets id, xact, prev_hash (null) and row_hash."""
 
     __tablename__ = "audit_log"
     __table_args__ = {"schema": "app"}  # noqa: RUF012

@@ -239,12 +239,26 @@ def _extras_lines(results: Results) -> list[str]:
             f"(from {r['rss_base_mb']:.0f} MB)"
         )
     if e.audit_writes:
-        for chain, rates in e.audit_writes.items():
-            for mode, st in rates.items():
+        a = e.audit_writes
+        for chain in ("on", "off"):
+            for mode, st in a.get(chain, {}).items():
                 lines.append(
-                    f"audit writes, chain {chain} ({mode}): {st['writes_per_s']:,.0f}/s, "
+                    f"audit writes, chain {chain} ({mode}): {st['writes_per_s']:,.0f}/s "
+                    f"({st.get('min', st['writes_per_s']):,.0f}-"
+                    f"{st.get('max', st['writes_per_s']):,.0f}), "
                     f"CPU {st['cpu_us_per_op']:.0f} us/write"
+                    + (
+                        ""
+                        if st.get("server_cpu_us_per_op") is None
+                        else f", server CPU {st['server_cpu_us_per_op']:.0f} us/write"
+                    )
                 )
+        for mode, st in a.get("ratio", {}).items():
+            lines.append(
+                f"audit writes, chain on / off ({mode}): {st['median']:.2f}x "
+                f"({st['min']:.2f}-{st['max']:.2f}, {a.get('repeats', 1)} interleaved repeats, "
+                f"sealer every {a.get('seal_every_s') or 0:g} s while chain on)"
+            )
     if e.hooks:
         off = e.hooks["variants"]["off"]
         lines.append(

@@ -1,8 +1,8 @@
 -- Seed audit rows for the streaming measurement of `vdata bench`, as the owner
 -- role on a scratch database: vdata_bench.audit_rows rows (a session setting,
 -- set just before), inserted by one generate_series statement. The chain
--- trigger links every row as for any other write (linear since migration
--- 0303), so verify_chain still holds afterwards.
+-- trigger hashes every row as for any other write, and the next seal
+-- (db.audit.seal()) lists them, so verify_chain holds afterwards.
 
 INSERT INTO app.audit_log (actor, action, entity_type, entity_id, after)
 SELECT

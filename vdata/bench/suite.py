@@ -226,7 +226,12 @@ async def run(
             w, owner_dsn, rows=cfg.audit_rows, progress=progress
         ),
         "audit_writes": lambda: extra.audit_writes(
-            w, owner_dsn, seconds=max(cfg.seconds * 2, 0.5), tasks=cfg.tasks, pool=cfg.pool_size
+            w,
+            owner_dsn,
+            seconds=max(cfg.seconds * 2, 0.5),
+            tasks=cfg.tasks,
+            pool=cfg.pool_size,
+            repeats=2 * cfg.repeats,  # pairs of on/off: the ratio is what counts
         ),
         "hooks": lambda: hooks(
             w, seconds=cfg.seconds, warmup=cfg.warmup, repeats=cfg.repeats, progress=progress

@@ -307,7 +307,9 @@ async def _outage(db: vdata.Database, p: _Printer, server: Outage, ada: vdata.Us
     p.title(
         f"9. A short outage: the demo's server is stopped, then started; the same Database "
         f"rides through (retries: {cfg.retry_tries} tries; breaker: opens after "
-        f"{cfg.breaker_failure_threshold} failures, cooldown {cfg.breaker_cooldown:g} s)"
+        f"{cfg.breaker_failure_threshold} failures, cooldown "
+        f"{min(cfg.breaker_min_cooldown, cfg.breaker_cooldown):g} s doubling up to "
+        f"{cfg.breaker_cooldown:g} s)"
     )
     health = await db.health()
     p.step("db.health()", _health(health))

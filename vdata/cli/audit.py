@@ -1,4 +1,4 @@
-"""``vdata audit``: verify the audit hash chain, print its head, drop old months (owner)."""
+"""``vdata audit``: verify the audit hash chain, seal new rows, print its head, drop old months."""
 
 from __future__ import annotations
 
@@ -6,10 +6,11 @@ __all__ = ["register"]
 
 import argparse
 import asyncio
+import contextlib
 import datetime as dt
 from typing import TYPE_CHECKING, Any
 
-from vdata.cli._common import OK, PROBLEMS, add_dsn, require_dsn
+from vdata.cli._common import OK, PROBLEMS, CannotRun, add_dsn, require_dsn
 
 if TYPE_CHECKING:
     from vdata.models.audit import ChainReport
@@ -19,14 +20,14 @@ if TYPE_CHECKING:
 
 
 def register(subparsers: Any) -> None:
-    """Add ``audit verify`` and ``audit drop-partitions`` to the ``vdata`` command."""
+    """Add ``audit verify``, ``seal``, ``head`` and ``drop-partitions`` to ``vdata``."""
     parser = subparsers.add_parser(
         "audit",
         help="verify the audit trail's hash chain, or apply retention",
         description=(
-            "Verify the audit hash chain (see docs/audit-chain.md), print its head, or drop "
-            "old months. Exit 0 if the chain holds, 1 if it is broken (the row is named), "
-            "2 if it could not run."
+            "Verify the audit hash chain (see docs/audit-chain.md), seal new rows, print its "
+            "head, or drop old months. Exit 0 if the chain holds, 1 if it is broken (the row "
+            "is named), 2 if it could not run."
         ),
     )
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
@@ -47,7 +48,22 @@ def register(subparsers: Any) -> None:
     verify.add_argument("--json", action="store_true", help="print the report as JSON")
     verify.set_defaults(func=_verify)
 
-    head = actions.add_parser("head", help="print the chain head (id and hash) to keep as anchor")
+    seal = actions.add_parser(
+        "seal", help="seal the audit rows committed since the last seal (run it every few seconds)"
+    )
+    _add_dsn(seal, "database, any role that can connect to it")
+    seal.add_argument(
+        "--every",
+        type=float,
+        metavar="SECONDS",
+        help="keep sealing, this many seconds apart, until interrupted",
+    )
+    seal.add_argument("--json", action="store_true", help="print each seal as JSON")
+    seal.set_defaults(func=_seal)
+
+    head = actions.add_parser(
+        "head", help="print the sealing head (seal and hash) to keep as anchor"
+    )
     _add_dsn(head, "database, any role that can read app.audit_log")
     head.add_argument("--json", action="store_true", help="print the head as JSON")
     head.set_defaults(func=_head)
@@ -118,8 +134,37 @@ def _head(args: argparse.Namespace) -> int:
     return OK
 
 
+def _seal(args: argparse.Namespace) -> int:
+    dsn = require_dsn(args.dsn)
+    every = args.every
+    if every is not None and not 0.01 <= every <= 86_400:
+        raise CannotRun("--every must be between 0.01 and 86400 seconds")
+
+    async def run() -> None:
+        import vdata.database
+
+        async with await vdata.database.connect(dsn) as db:
+            while True:
+                sealed = await db.audit.seal()
+                if args.json:
+                    print(_json(sealed), flush=True)
+                elif sealed.seal_id is None:
+                    print("nothing to seal", flush=True)
+                else:
+                    print(f"seal {sealed.seal_id}: {sealed.rows_sealed} row(s)", flush=True)
+                if every is None:
+                    return
+                await asyncio.sleep(every)
+
+    with contextlib.suppress(KeyboardInterrupt):  # the way to stop --every
+        asyncio.run(run())
+    return OK
+
+
 def _describe(report: ChainReport) -> str:
     span = f"{report.rows_checked} row(s) checked, ids {report.first_id}..{report.last_id}"
+    if report.unsealed:
+        span += f", {report.unsealed} not sealed yet"
     start = "from the first entry" if report.genesis else "first row's prev_hash trusted"
     if report.ok:
         return f"audit chain OK: {span}, {start}"

@@ -58,6 +58,14 @@ Listener = Callable[[BreakerState, BreakerState], object]
 class CircuitBreaker:
     """Open after *failure_threshold* consecutive availability failures; probe after a cooldown.
 
+    The cooldown grows while the outage lasts: the first opening waits
+    *min_cooldown*, each trial that fails doubles the wait, up to *cooldown*;
+    closing starts over. So a short interruption (a failover that promotes a
+    standby within a second or two) costs well under a second of waiting,
+    while a real outage is probed at most once per *cooldown* and every call
+    in between fails at once. *min_cooldown* None (or >= *cooldown*) keeps
+    one fixed cooldown.
+
     What counts is evidence that the server cannot be used (*is_failure*,
     by default ``vdata.engine.failures.is_availability_failure``): a refused or
     timed-out connection attempt, no reply on a live connection. What
@@ -80,6 +88,7 @@ class CircuitBreaker:
         *,
         failure_threshold: int = 5,
         cooldown: float = 10.0,
+        min_cooldown: float | None = None,
         jitter: float = 0.2,
         half_open_max_calls: int = 1,
         success_threshold: int = 1,
@@ -90,6 +99,8 @@ class CircuitBreaker:
     ) -> None:
         self.failure_threshold = failure_threshold
         self.cooldown = cooldown
+        self.min_cooldown = cooldown if min_cooldown is None else min(min_cooldown, cooldown)
+        self._openings = 0  # openings since the circuit was last closed
         self.jitter = jitter
         self.half_open_max_calls = half_open_max_calls
         self.success_threshold = success_threshold
@@ -118,6 +129,14 @@ class CircuitBreaker:
     def add_listener(self, callback: Listener) -> None:
         """Call ``callback(old_state, new_state)`` on every transition."""
         self._listeners.append(callback)
+
+    def admits(self) -> bool:
+        """Return True if ``before_call()`` would admit a call now (no state changes)."""
+        if self._state is _CLOSED:
+            return True
+        if self._state is _OPEN:
+            return self._clock() >= self._open_until
+        return len(self._trials) < self.half_open_max_calls
 
     def before_call(self) -> bool:
         """Admit a call; return True for a half-open trial, raise UnavailableError if refused."""
@@ -233,15 +252,26 @@ class CircuitBreaker:
         self._trials.discard(owner)
         return True
 
+    def next_cooldown(self) -> float:
+        """Return the cooldown (before jitter) the next opening would wait."""
+        if self.min_cooldown >= self.cooldown:
+            return self.cooldown
+        # 2**k overflows a float only past k = 1023; the cap is reached long before.
+        return min(self.cooldown, self.min_cooldown * 2.0 ** min(self._openings, 64))
+
     def _open(self) -> None:
         # Jitter spreads the first probes of many service instances apart.
-        self._open_until = self._clock() + self.cooldown * (1 + self.jitter * self._rng())
+        wait = self.next_cooldown()
+        self._openings += 1
+        self._open_until = self._clock() + wait * (1 + self.jitter * self._rng())
         self.times_opened += 1
         self._trials.clear()
         self._transition(_OPEN)
 
     def _transition(self, new: BreakerState) -> None:
         old, self._state = self._state, new
+        if new is _CLOSED:
+            self._openings = 0  # the next outage starts with the shortest cooldown
         if new is _OPEN:
             log.warning(
                 "circuit breaker opened after %d consecutive failures (last %s); cooldown %.1f s",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["connector", "create_pool", "server_settings", "ssl_argument"]
+__all__ = ["connector", "create_pool", "server_settings", "settle_pooler", "ssl_argument"]
 
 import ssl
 from typing import Any
@@ -12,6 +12,7 @@ import asyncpg
 from vdata.dsn import parse_dsn
 from vdata.engine.failures import translate
 from vdata.engine.pool import Connect, ConnectionPool
+from vdata.engine.pooler import resolve_pooler, statement_cache_size
 from vdata.errors import ConfigurationError, UnavailableError, VdataError
 from vdata.settings import Settings
 
@@ -107,7 +108,7 @@ def connector(settings: Settings) -> Connect:
         # No per-statement timer: vdata's executors enforce command_timeout
         # with one watchdog (vdata/_deadline.py).
         "command_timeout": None,
-        "statement_cache_size": settings.statement_cache_size,
+        "statement_cache_size": statement_cache_size(settings),
         "server_settings": server_settings(settings),
         "ssl": ssl_argument(settings),
         "connection_class": Connection,
@@ -121,6 +122,35 @@ def connector(settings: Settings) -> Connect:
         return conn
 
     return connect
+
+
+async def settle_pooler(settings: Settings) -> Settings:
+    """Return *settings* with ``statement_cache_size`` decided (vdata.engine.pooler).
+
+    With ``pooler="detect"`` one connection without a statement cache is
+    opened and closed to look; if it cannot be opened, the safe cache (0)
+    is used and the pool's own connection attempts report the failure.
+    Raise ConfigurationError for an explicit cache behind transaction pooling.
+    """
+    probe = None
+    if settings.pooler == "detect" and settings.dsn:
+        try:
+            probe = await connector(settings.replace(statement_cache_size=0))()
+        except Exception:
+            probe = None
+    try:
+        settled, _ = await resolve_pooler(settings, probe)
+    except VdataError:
+        raise
+    except Exception as exc:  # the probe's one statement failed: say what the server said
+        raise translate(exc, stage="connect") from exc
+    finally:
+        if probe is not None:
+            try:
+                await probe.close(timeout=2)
+            except Exception:
+                probe.terminate()
+    return settled
 
 
 async def create_pool(settings: Settings) -> ConnectionPool:

@@ -12,10 +12,12 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from types import TracebackType
 from typing import Any, Generic, Self, TypeVar
 
 import asyncpg
+import msgspec
 
 from vdata.engine import connect as _pool
 from vdata.engine.areas import Areas, R
@@ -25,6 +27,7 @@ from vdata.engine.failures import is_transient, proves_not_sent, translate
 from vdata.engine.health import Counters, Health, PoolHealth, health_report, pool_health
 from vdata.engine.observe import Observers, Outcome, StatementListener
 from vdata.engine.pool import ConnectionPool, pool_closed
+from vdata.engine.replicas import Freshness, Replicas, preference, reads
 from vdata.engine.repository import Repository
 from vdata.engine.retry import rerun, retry_call
 from vdata.engine.transaction import IsolationLevel, Transaction, TransactionContext
@@ -64,8 +67,16 @@ class Database(Generic[TxT]):
         *,
         transaction_class: type[TxT],
         areas: Mapping[str, type[Repository]] | None = None,
+        replicas: Replicas | None = None,
     ) -> None:
         self.areas = Areas(areas or {}, reserved=_RESERVED)
+        # Read replicas (vdata.engine.replicas), and when this Database's
+        # last write ended: lag-tolerant reads wait for a replica past it.
+        self.replicas = replicas
+        self.last_write = float("-inf")
+        # The path of a pooled call, chosen once: without replicas, straight
+        # to the primary (no routing step on the hot path).
+        self._path = self._run if replicas is None else self._routed
         self.transaction_class = transaction_class
         self.settings = settings
         self._pool = pool
@@ -74,6 +85,7 @@ class Database(Generic[TxT]):
         self.breaker = CircuitBreaker(
             failure_threshold=settings.breaker_failure_threshold,
             cooldown=settings.breaker_cooldown,
+            min_cooldown=settings.breaker_min_cooldown,
             jitter=settings.breaker_cooldown_jitter,
             half_open_max_calls=settings.breaker_half_open_max_calls,
         )
@@ -99,8 +111,14 @@ class Database(Generic[TxT]):
         Raise ConfigurationError when there is no DSN or it is malformed,
         UnavailableError when the server cannot be reached.
         """
+        settings = await _pool.settle_pooler(settings)
         pool = await _pool.create_pool(settings)
-        return cls(settings, pool, transaction_class=transaction_class, areas=areas)
+        replicas = None
+        if settings.replica_dsns:
+            replicas = Replicas.start(settings, pool)
+        return cls(
+            settings, pool, transaction_class=transaction_class, areas=areas, replicas=replicas
+        )
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else self.breaker.state
@@ -144,6 +162,8 @@ class Database(Generic[TxT]):
                 log.exception("close: a close hook failed")
         self._closed = True
         limit = self.settings.close_timeout if timeout is None else timeout
+        if self.replicas is not None:
+            await self.replicas.close(limit)
         if not await self._pool.close(limit):
             log.warning("close: calls still in flight after %.1f s; terminated", limit)
         await self.deadlines.close()
@@ -156,19 +176,54 @@ class Database(Generic[TxT]):
 
     async def fetchrow(self, q: Query[Any], args: Sequence[object]) -> asyncpg.Record | None:
         """Run *q* on a pooled connection; return its first row or None."""
-        return await self._run(q, _FETCHROW, args)
+        return await self._path(q, _FETCHROW, args)
 
     async def fetch(self, q: Query[Any], args: Sequence[object]) -> list[asyncpg.Record]:
         """Run *q* on a pooled connection; return every row."""
-        return await self._run(q, _FETCH, args)  # type: ignore[no-any-return]
+        return await self._path(q, _FETCH, args)  # type: ignore[no-any-return]
 
     async def fetchval(self, q: Query[Any], args: Sequence[object]) -> object:
         """Run *q* on a pooled connection; return the first column of the first row."""
-        return await self._run(q, _FETCHVAL, args)
+        return await self._path(q, _FETCHVAL, args)
 
     async def execute(self, q: Query[Any], args: Sequence[object]) -> str:
         """Run *q* on a pooled connection; return its status string."""
-        return str(await self._run(q, _EXECUTE, args))
+        return str(await self._path(q, _EXECUTE, args))
+
+    async def _routed(
+        self, q: Query[Any], method: Callable[..., Awaitable[Any]], args: Sequence[object]
+    ) -> Any:
+        """With replicas: a lag-tolerant read may go to one; a write notes when it ended."""
+        replicas = self.replicas
+        assert replicas is not None
+        if not q.read_only:
+            try:
+                return await self._run(q, method, args)
+            finally:  # failed or not, it may have committed
+                self.last_write = time.monotonic()
+        wanted = preference()
+        if wanted == "tolerant" or (wanted is None and q.lag_tolerant):
+            replica = replicas.pick(self.last_write)
+            if replica is not None:
+                started = time.perf_counter()
+                try:
+                    result = await replicas.run(replica, q, method, args, self.deadlines)
+                except VdataError as error:
+                    back = replicas.falls_back(error)
+                    if self.observers.active:  # "retried": it runs again, on the primary
+                        elapsed = time.perf_counter() - started
+                        outcome: Outcome = "retried" if back else "error"
+                        self.observers.emit(q.name, outcome, elapsed, 0.0, False, error, q.sql)
+                    if not back:
+                        raise
+                    replica.fallbacks += 1
+                    log.info("read %s fell back to the primary: %s", q.name, error.reason)
+                else:
+                    if self.observers.active:
+                        elapsed = time.perf_counter() - started
+                        self.observers.emit(q.name, "ok", elapsed, 0.0, False, None, q.sql)
+                    return result
+        return await self._run(q, method, args)
 
     async def _run(
         self, q: Query[Any], method: Callable[..., Awaitable[Any]], args: Sequence[object]
@@ -400,6 +455,9 @@ class Database(Generic[TxT]):
 
     def give_back(self, conn: asyncpg.Connection, *, failed: bool = False) -> None:
         """Return a leased connection; *failed* has it reset before reuse."""
+        # The transaction has ended (committed, rolled back, or unknown):
+        # read-your-writes counts from here (vdata.engine.replicas).
+        self.last_write = time.monotonic()
         if failed:
             self._pool.release_dirty(conn)
         else:
@@ -408,8 +466,24 @@ class Database(Generic[TxT]):
     # -- health -----------------------------------------------------------
 
     async def health(self, timeout: float = 2.0) -> Health:
-        """Return the state of server, pool and breaker; never raises."""
-        return await health_report(self._pool, self.breaker, self.counters, timeout=timeout)
+        """Return the state of server, pool, breaker and each replica; never raises."""
+        report = await health_report(self._pool, self.breaker, self.counters, timeout=timeout)
+        if self.replicas is None:
+            return report
+        return msgspec.structs.replace(report, replicas=self.replicas.health())
+
+    # -- read routing -------------------------------------------------------
+
+    def reads(self, freshness: Freshness) -> AbstractContextManager[None]:
+        """``with db.reads("fresh")``: reads in this block stay on the primary.
+
+        ``with db.reads("tolerant")``: every read-only query on the pool in
+        this block may go to a replica (not only those bound
+        ``lag_tolerant=True``). Inside ``db.transaction()`` everything runs
+        on the transaction's connection, on the primary, whatever is asked.
+        The choice holds for the current asyncio task (a context variable).
+        """
+        return reads(freshness)
 
 
 # Where a failed attempt's (duration, pool wait) waits on its error for _report.
@@ -428,4 +502,6 @@ _RESERVED = frozenset(
     "readonly",
     "cursor_keys",
     "observers",
+    "replicas",
+    "last_write",
 }

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-__all__ = ["BreakerHealth", "Counters", "Health", "PoolHealth", "health_report", "pool_health"]
+__all__ = [
+    "BreakerHealth",
+    "Counters",
+    "Health",
+    "PoolHealth",
+    "ReplicaHealth",
+    "health_report",
+    "pool_health",
+]
 
 import asyncio
 import time
@@ -61,6 +69,26 @@ class BreakerHealth(msgspec.Struct, frozen=True, kw_only=True):
     last_failure_kind: str | None
 
 
+class ReplicaHealth(msgspec.Struct, frozen=True, kw_only=True):
+    """One read replica as the last monitor check saw it, with its own breaker and pool.
+
+    ``state``: ``ok`` (reads may go there), ``lagging`` (beyond
+    ``replica_max_lag``), ``down`` (no answer), ``not_standby`` (promoted,
+    or not a standby), ``unknown`` (not compared with the primary yet).
+    ``lag_seconds``: how long ago it last held everything the primary had.
+    """
+
+    name: str
+    state: str
+    lag_seconds: float | None
+    replayed_lsn: int | None
+    error: str | None
+    reads: int
+    fallbacks: int
+    pool: PoolHealth
+    breaker: BreakerHealth
+
+
 class Health(msgspec.Struct, frozen=True, kw_only=True):
     """What ``Database.health()`` reports; built even when the server is down."""
 
@@ -75,6 +103,7 @@ class Health(msgspec.Struct, frozen=True, kw_only=True):
     slow_queries: int
     connect_failures: int
     failures: dict[str, int]
+    replicas: list[ReplicaHealth] = msgspec.field(default_factory=list)
 
 
 async def health_report(

@@ -35,14 +35,16 @@ class AuditDailyCount(msgspec.Struct, frozen=True):
 
 
 class ChainReport(msgspec.Struct, frozen=True):
-    """The outcome of re-computing the hash chain over a range of ids.
+    """The outcome of re-computing the audit trail's hashes over a range of ids.
 
-    ``ok`` is False when a link is broken; ``broken_id`` is then the first
-    row whose hash or link does not hold, and ``reason`` says which check
-    failed. ``first_id``/``last_id`` bound what was checked; ``genesis`` says
-    the range starts at the very first entry of the chain (no ``prev_hash``),
-    otherwise the first row's ``prev_hash`` was trusted (retention, or a
-    range that starts later).
+    ``ok`` is False when something does not hold; ``broken_id`` is then the
+    first row whose hash, link or seal does not hold (for a seal: the first
+    id it lists), and ``reason`` says which check failed.
+    ``first_id``/``last_id`` bound what was checked; ``genesis`` says the
+    range starts at the very first entry (nothing was ever written before
+    it), otherwise its start was trusted (retention, or a range that starts
+    later). ``unsealed``: rows committed after the newest seal, whose hash
+    covers only themselves until the next seal (see docs/audit-chain.md).
     """
 
     first_id: int | None
@@ -52,6 +54,7 @@ class ChainReport(msgspec.Struct, frozen=True):
     ok: bool
     rows_checked: int
     genesis: bool
+    unsealed: int
 
 
 class DroppedPartition(msgspec.Struct, frozen=True):
@@ -61,7 +64,18 @@ class DroppedPartition(msgspec.Struct, frozen=True):
 
 
 class ChainHead(msgspec.Struct, frozen=True):
-    """The newest linked event: an anchor to keep outside the database."""
+    """The newest seal (its number and seal_hash): an anchor to keep outside the database.
+
+    An anchor taken before sealing existed names a linked row (its id and
+    row_hash) instead; ``verify_chain`` accepts both.
+    """
 
     last_id: int | None
     last_hash: bytes | None
+
+
+class SealReport(msgspec.Struct, frozen=True):
+    """What one run of the sealer did: the new seal's number (None: nothing to seal)."""
+
+    seal_id: int | None
+    rows_sealed: int

@@ -23,6 +23,7 @@ from vdata.models.audit import (
     ChainHead,
     ChainReport,
     DroppedPartition,
+    SealReport,
 )
 from vdata.queries import load
 from vdata.security.validation import check_filter, check_identifier, check_instant, json_text
@@ -30,14 +31,15 @@ from vdata.security.validation import check_filter, check_identifier, check_inst
 _Q = load()
 
 _INSERT = _Q.bind("audit.insert_audit_event", AuditEvent)
-_SEARCH = _Q.bind("audit.list_audit_events", AuditEvent)
-_BY_ENTITY = _Q.bind("audit.list_audit_events_by_entity", AuditEvent)
-_BY_ACTOR = _Q.bind("audit.list_audit_events_by_actor", AuditEvent)
-_BY_DAY = _Q.bind("audit.count_audit_events_by_day", AuditDailyCount)
+_SEARCH = _Q.bind("audit.list_audit_events", AuditEvent, lag_tolerant=True)
+_BY_ENTITY = _Q.bind("audit.list_audit_events_by_entity", AuditEvent, lag_tolerant=True)
+_BY_ACTOR = _Q.bind("audit.list_audit_events_by_actor", AuditEvent, lag_tolerant=True)
+_BY_DAY = _Q.bind("audit.count_audit_events_by_day", AuditDailyCount, lag_tolerant=True)
 _EXPORT = _Q.bind("audit.list_audit_events_for_export", AuditEvent)
 _VERIFY = _Q.bind("audit.verify_audit_chain", ChainReport)
 _HEAD = _Q.bind("audit.get_audit_chain_head", ChainHead)
-_ROW_HASH = _Q.bind("audit.get_audit_row_hash", bytes)
+_ANCHOR_HOLDS = _Q.bind("audit.audit_anchor_holds", bool)
+_SEAL = _Q.bind("audit.seal_audit_log", SealReport)
 _DROP_PARTITIONS = _Q.bind("audit.drop_audit_log_partitions", DroppedPartition)
 
 
@@ -208,16 +210,19 @@ class AuditRepository(Repository):
         from_id: int | None = None,
         anchor: ChainHead | None = None,
     ) -> ChainReport:
-        """Re-compute the hash chain and return a report naming the first broken link.
+        """Re-compute the audit trail's hashes and seals; return a report naming the first break.
 
         Checks the ids from the first event at or after *since* (or from
         *from_id*, whose ``prev_hash`` is then trusted: use it after
         retention or an investigated incident) to the last event before
-        *until*. With no *until*, the newest row must also match the chain
-        head, which catches rows appended with the trigger bypassed and
-        deleted newest rows. An *anchor* (a ``head()`` kept outside the
-        database) must still match its row, which catches a chain re-computed
-        by the owner. Never raises for a broken chain; ``ok`` says.
+        *until*: every row against its own hash and against the hash its
+        seal lists (or, for rows written before sealing, its link to the row
+        before), and the seals listing them against each other. With no
+        *until*, the newest seal must also be the sealing head. An *anchor*
+        (a ``head()`` kept outside the database) must still match its seal,
+        which catches seals re-computed by the owner. Rows committed after
+        the newest seal are counted in ``unsealed``. Never raises for a
+        broken chain; ``ok`` says.
         """
         report = await self.one(
             _VERIFY,
@@ -227,19 +232,29 @@ class AuditRepository(Repository):
         )
         if not report.ok or anchor is None or anchor.last_id is None:
             return report
-        stored = await self.value(_ROW_HASH, id=anchor.last_id)
-        if stored == anchor.last_hash:
+        if await self.value(_ANCHOR_HOLDS, id=anchor.last_id, hash=anchor.last_hash):
             return report
         return msgspec.structs.replace(
             report,
             ok=False,
             broken_id=anchor.last_id,
-            reason="anchored row changed or missing: the chain was re-computed after the anchor",
+            reason="anchored seal changed or missing: the seals were re-computed after the anchor",
         )
 
     async def head(self) -> ChainHead:
-        """Return the chain head (newest linked id and hash), to keep as an external anchor."""
+        """Return the sealing head (newest seal and its hash), to keep as an external anchor."""
         return await self.one(_HEAD)
+
+    async def seal(self) -> SealReport:
+        """Seal the audit rows committed since the last seal; return the new seal.
+
+        Writers never wait for this: run it every few seconds (``vdata audit
+        seal --every 5``); until then a new row's hash covers only itself.
+        Call it on the database, not inside a transaction that has written
+        anything: the server refuses (a ``DatabaseError``), since a seal must
+        not list the caller's uncommitted rows.
+        """
+        return await self.one(_SEAL)
 
     async def drop_partitions(self, *, keep_months: int) -> list[str]:
         """Drop the monthly partitions older than the last *keep_months*; return their names.

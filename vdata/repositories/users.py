@@ -57,8 +57,8 @@ _GET = _Q.bind("users.get_user_by_id", User)
 _GET_BY_USERNAME = _Q.bind("users.get_user_by_username", User)
 _GET_BY_EMAIL = _Q.bind("users.get_user_by_email", User)
 _VERSION = _Q.bind("users.get_user_version", int)
-_COUNT = _Q.bind("users.count_users", int)
-_LIST_AFTER = _Q.bind("users.list_users_after", User)
+_COUNT = _Q.bind("users.count_users", int, lag_tolerant=True)
+_LIST_AFTER = _Q.bind("users.list_users_after", User, lag_tolerant=True)
 _INSERT = _Q.bind("users.insert_user", User)
 _UPDATE = _Q.bind("users.update_user", User)
 _SET_ACTIVE = _Q.bind("users.set_user_active", User)
@@ -87,8 +87,8 @@ _MAX_TOKEN = 512
 # The allow-list of sort keys: each maps to its own static query, so no
 # caller-supplied text ever reaches the SQL.
 _LISTS = {
-    "created_at": _Q.bind("users.list_users_by_created_at", User),
-    "username": _Q.bind("users.list_users_by_username", User),
+    "created_at": _Q.bind("users.list_users_by_created_at", User, lag_tolerant=True),
+    "username": _Q.bind("users.list_users_by_username", User, lag_tolerant=True),
 }
 SORT_KEYS = tuple(sorted(_LISTS))
 

@@ -86,7 +86,9 @@ def vdata_server(request: pytest.FixtureRequest) -> Iterator[Server]:
     """The session's PostgreSQL (see the module docstring for the provider chain)."""
     t0 = time.perf_counter()
     try:
-        server, choice = start_first(lambda line: _say(request.config, line))
+        server, choice = start_first(
+            lambda line: _say(request.config, line), service_options(request.config).image
+        )
     except ProviderUnavailable as exc:
         pytest.fail(f"vdata.testing: {exc}", pytrace=False)
     admin = Admin(server)

