@@ -16,6 +16,7 @@ from datetime import timedelta
 
 from vdata.engine.repository import Repository
 from vdata.errors import ValidationError
+from vdata.models.audit import DroppedPartition
 from vdata.models.maintenance import CleanupReport
 from vdata.queries import Query, load
 from vdata.repositories.api_keys import ApiKeyRepository
@@ -26,7 +27,7 @@ from vdata.security.validation import check_seconds
 _Q = load()
 
 _LOCK = _Q.bind("maintenance.try_cleanup_lock", bool)
-_EXPIRED_PARTITIONS = _Q.bind("maintenance.list_expired_audit_partitions", str)
+_EXPIRED_PARTITIONS = _Q.bind("maintenance.list_expired_audit_partitions", DroppedPartition)
 _COUNT_SESSIONS = _Q.bind("sessions.count_expired_sessions", int)
 _COUNT_EXPIRED_KEYS = _Q.bind("api_keys.count_expired_api_keys", int)
 _COUNT_REVOKED_KEYS = _Q.bind("api_keys.count_revoked_api_keys", int)
@@ -90,7 +91,8 @@ class MaintenanceRepository(Repository):
             if dry_run:
                 partitions: list[str] = []
                 if audit_keep_months is not None:
-                    partitions = await here.many(_EXPIRED_PARTITIONS, keep_months=audit_keep_months)
+                    rows = await here.many(_EXPIRED_PARTITIONS, keep_months=audit_keep_months)
+                    partitions = [row.partition_name for row in rows]
                 return CleanupReport(
                     ran=True,
                     dry_run=True,
