@@ -20,7 +20,7 @@ def vdata_settings() -> Any:
 
 
 def test_the_docs_have_examples() -> None:
-    assert len(python_blocks("api_keys.md")) >= 6
+    assert len(python_blocks("api_keys.md")) >= 8
     assert len(python_blocks("sessions.md")) >= 4
 
 
@@ -37,8 +37,8 @@ async def test_api_key_examples_run(vdata_db: Any, vdata_dsn: str) -> None:
         ]
     finally:
         await owner.close()
-    expected = ["api_key.issue", "api_key.issue", "api_key.revoke", "api_key.rotate"]
-    assert actions == [*expected, "api_key.issue"]
+    expected = ["api_key.issue", "api_key.refuse", "api_key.issue", "api_key.revoke"]
+    assert actions == [*expected, "api_key.rotate", "api_key.issue", "api_key.update"]
 
 
 async def test_session_examples_run(vdata_db: Any) -> None:
