@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import statistics
+import time
 import uuid
 from typing import Any
 
@@ -22,6 +24,7 @@ from vdata import (
     AuthenticationError,
     NotFoundError,
     ValidationError,
+    connect,
 )
 from vdata.repositories.users import INVALID_RESET
 from vdata.security.passwords import PasswordHasher
@@ -178,7 +181,7 @@ async def test_unknown_and_known_accounts_cost_the_same_statements(
     vdata_db: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The timing of a reset request does not tell an account from none: one
-    # token minted and one statement either way; and a reset hashes the new
+    # argon2 verification, one token and one statement either way; a reset hashes the new
     # password before the token is looked at, good token or bad.
     await vdata_db.users.create(new_user("ada"), actor="admin")
     executor = vdata_db.users.executor
@@ -198,6 +201,13 @@ async def test_unknown_and_known_accounts_cost_the_same_statements(
         return await original_hash(self, password)
 
     monkeypatch.setattr(PasswordHasher, "hash", counting_hash)
+    original_dummy = PasswordHasher.verify_dummy
+
+    async def counting_dummy(self: Any, password: str) -> bool:
+        hashes.append("dummy")
+        return await original_dummy(self, password)
+
+    monkeypatch.setattr(PasswordHasher, "verify_dummy", counting_dummy)
 
     assert await vdata_db.users.issue_password_reset("nobody") is None
     unknown = list(statements)
@@ -205,12 +215,36 @@ async def test_unknown_and_known_accounts_cost_the_same_statements(
     issued = await vdata_db.users.issue_password_reset("ada")
     assert issued is not None
     assert statements == unknown == ["users.set_password_reset"]
+    assert hashes == ["dummy", "dummy"]  # one argon2 verification each
+    hashes.clear()
 
     with pytest.raises(AuthenticationError):
         await vdata_db.users.reset_password("vdr_not_a_token_at_all", NEW_PASSWORD)
     assert hashes == ["hash"]
     await vdata_db.users.reset_password(issued.token, NEW_PASSWORD)
     assert hashes == ["hash", "hash"]
+
+
+async def test_unknown_account_costs_about_as_much_as_a_known_one(vdata_app_dsn: str) -> None:
+    # As for a login (test_users_auth): real hashing work (argon2 at 8 MiB)
+    # so that it, not the round trip, dominates, as it does with the
+    # defaults. Unknown and known are interleaved in one run.
+    settings = cheap_settings(argon2_time_cost=2, argon2_memory_cost_kib=8 * 1024)
+    async with await connect(vdata_app_dsn, settings=settings) as db:
+        await db.users.create(new_user("ada"), actor="admin")
+
+        async def timed(login: str) -> float:
+            started = time.perf_counter()
+            await db.users.issue_password_reset(login)
+            return time.perf_counter() - started
+
+        await timed("nobody")  # warm up: the dummy hash is made on first use
+        unknown, known = [], []
+        for _ in range(15):
+            unknown.append(await timed("nobody"))
+            known.append(await timed("ada"))
+    ratio = statistics.median(unknown) / statistics.median(known)
+    assert 0.5 <= ratio <= 2.0, f"unknown/known median ratio {ratio:.2f}"
 
 
 async def test_admin_unlock_is_audited_and_idempotent(vdata_db: Any, owner: Any) -> None:
