@@ -1,4 +1,4 @@
-"""The examples of docs/usage/security.md, run as written."""
+"""The examples of docs/usage/account_security.md, run as written."""
 
 from __future__ import annotations
 
@@ -20,12 +20,12 @@ def vdata_settings() -> Any:
 
 
 def test_the_page_has_examples() -> None:
-    assert len(python_blocks("security.md")) >= 6
+    assert len(python_blocks("account_security.md")) >= 6
 
 
 async def test_security_examples_run(vdata_db: Any, vdata_dsn: str) -> None:
     namespace: dict[str, Any] = {"db": vdata_db}
-    await run_blocks("security.md", namespace)
+    await run_blocks("account_security.md", namespace)
     owner = await asyncpg.connect(vdata_dsn)
     try:
         actions = [
