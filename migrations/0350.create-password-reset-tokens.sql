@@ -5,7 +5,7 @@
 -- outstanding token: issuing a new one replaces the old (the primary key is
 -- user_id). Using a token deletes its row in the same statement that sets
 -- the new password, so it works once; cleanup deletes expired rows.
--- depends: 0330.create-row-security
+-- depends: 0320.seal-audit-log 0330.create-row-security
 
 CREATE TABLE app.password_reset_tokens (
     user_id uuid NOT NULL,
