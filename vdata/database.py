@@ -22,6 +22,7 @@ from vdata.settings import Settings
 if TYPE_CHECKING:
     from vdata.repositories.api_keys import ApiKeyRepository
     from vdata.repositories.audit import AuditRepository
+    from vdata.repositories.maintenance import MaintenanceRepository
     from vdata.repositories.projects import ProjectRepository
     from vdata.repositories.roles import RoleRepository
     from vdata.repositories.sessions import SessionRepository
@@ -40,6 +41,7 @@ class Transaction(transaction.Transaction):
     audit: AuditRepository
     projects: ProjectRepository
     tasks: TaskRepository
+    maintenance: MaintenanceRepository
 
 
 class Database(engine.Database[Transaction]):
@@ -52,6 +54,7 @@ class Database(engine.Database[Transaction]):
     audit: AuditRepository
     projects: ProjectRepository
     tasks: TaskRepository
+    maintenance: MaintenanceRepository
 
 
 async def connect(

@@ -107,6 +107,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     hash_max_concurrent: _Count = max(1, os.cpu_count() or 1)
     session_ttl: _PositiveSeconds = 24 * 3600.0
     email_token_ttl: _PositiveSeconds = 48 * 3600.0
+    password_reset_ttl: _PositiveSeconds = 3600.0
     api_key_rotation_grace: _Seconds = 24 * 3600.0
 
     # HMAC key for pagination cursors and API-key hashing (a pepper), at

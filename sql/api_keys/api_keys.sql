@@ -95,39 +95,75 @@ FROM new_key AS n;
 -- Verify a key and record its use in one statement: return the key row with
 -- use_count + 1 and last_used_at = now(), or nothing when no usable key has
 -- this prefix and digest (unknown, wrong secret, revoked, deleted, expired,
--- or its owner inactive or deleted). The digest is compared here, in SQL:
--- it is an HMAC of a 256-bit random secret, so timing that reveals how much
--- of a digest matched helps no one find a secret. Nothing can fail.
-UPDATE app.api_keys AS k
-SET
-    last_used_at = now(),
-    use_count = k.use_count + 1
-FROM app.users AS u
-WHERE
-    k.prefix = :prefix
-    AND k.secret_hash = :secret_hash
-    AND k.revoked_at IS NULL
-    AND k.deleted_at IS NULL
-    AND (k.expires_at IS NULL OR k.expires_at > now())
-    AND u.id = k.user_id
-    AND u.is_active
-    AND u.deleted_at IS NULL
-RETURNING
-    k.id,
-    k.user_id,
-    k.name,
-    k.prefix,
-    k.scopes,
-    k.expires_at,
-    k.revoked_at,
-    k.last_used_at,
-    k.use_count,
-    k.rotated_from_id,
-    k.created_at,
-    k.created_by,
-    k.updated_at,
-    k.updated_by,
-    k.version;
+-- or its owner inactive or deleted); the use is also added to the key's row
+-- of the UTC day in app.api_key_usage_days. The digest is compared here, in
+-- SQL: it is an HMAC of a 256-bit random secret, so timing that reveals how
+-- much of a digest matched helps no one find a secret. Nothing can fail.
+WITH
+used AS (
+    UPDATE app.api_keys AS k
+    SET
+        last_used_at = now(),
+        use_count = k.use_count + 1
+    FROM app.users AS u
+    WHERE
+        k.prefix = :prefix
+        AND k.secret_hash = :secret_hash
+        AND k.revoked_at IS NULL
+        AND k.deleted_at IS NULL
+        AND (k.expires_at IS NULL OR k.expires_at > now())
+        AND u.id = k.user_id
+        AND u.is_active
+        AND u.deleted_at IS NULL
+    RETURNING
+        k.id,
+        k.user_id,
+        k.name,
+        k.prefix,
+        k.scopes,
+        k.expires_at,
+        k.revoked_at,
+        k.last_used_at,
+        k.use_count,
+        k.rotated_from_id,
+        k.created_at,
+        k.created_by,
+        k.updated_at,
+        k.updated_by,
+        k.version
+),
+
+daily AS (
+    INSERT INTO app.api_key_usage_days AS d (api_key_id, used_on, uses, last_used_at)
+    SELECT
+        u.id AS api_key_id,
+        (u.last_used_at AT TIME ZONE 'UTC')::date AS used_on,
+        1 AS uses,
+        u.last_used_at
+    FROM used AS u
+    ON CONFLICT ON CONSTRAINT pk_api_key_usage_days DO UPDATE
+        SET
+            uses = d.uses + excluded.uses,
+            last_used_at = greatest(d.last_used_at, excluded.last_used_at)
+)
+
+SELECT
+    u.id,
+    u.user_id,
+    u.name,
+    u.prefix,
+    u.scopes,
+    u.expires_at,
+    u.revoked_at,
+    u.last_used_at,
+    u.use_count,
+    u.rotated_from_id,
+    u.created_at,
+    u.created_by,
+    u.updated_at,
+    u.updated_by,
+    u.version
+FROM used AS u;
 
 -- name: get_usable_api_key(prefix, secret_hash)^
 -- Return the usable key with this prefix and digest, or nothing (unknown,
@@ -167,11 +203,14 @@ WHERE
     );
 
 -- name: record_api_key_usage(ids, uses)$
--- Add uses[i] to the use_count of key ids[i] and set last_used_at = now();
--- return how many keys were updated (a key deleted meanwhile is skipped).
--- Callers pass ids sorted, so that concurrent batches lock rows in the same
--- order and cannot deadlock. Nothing can fail.
-WITH batch AS (
+-- Add uses[i] to the use_count of key ids[i] and set last_used_at = now(),
+-- and add the same uses to each key's row of the UTC day in
+-- app.api_key_usage_days; return how many keys were updated (a key deleted
+-- meanwhile is skipped). Callers pass ids sorted and unique, so that
+-- concurrent batches lock rows in the same order and cannot deadlock.
+-- Nothing can fail.
+WITH
+batch AS (
     SELECT
         b.id,
         b.uses
@@ -185,7 +224,24 @@ counted AS (
         last_used_at = now()
     FROM batch
     WHERE k.id = batch.id
-    RETURNING k.id
+    RETURNING
+        k.id,
+        k.last_used_at,
+        batch.uses
+),
+
+daily AS (
+    INSERT INTO app.api_key_usage_days AS d (api_key_id, used_on, uses, last_used_at)
+    SELECT
+        c.id AS api_key_id,
+        (c.last_used_at AT TIME ZONE 'UTC')::date AS used_on,
+        c.uses,
+        c.last_used_at
+    FROM counted AS c
+    ON CONFLICT ON CONSTRAINT pk_api_key_usage_days DO UPDATE
+        SET
+            uses = d.uses + excluded.uses,
+            last_used_at = greatest(d.last_used_at, excluded.last_used_at)
 )
 
 SELECT count(*) FROM counted;

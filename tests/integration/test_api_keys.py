@@ -245,7 +245,7 @@ async def test_rotation_keeps_the_old_key_until_the_grace_deadline(
         await db.api_keys.verify(old.token)
     assert (await db.api_keys.verify(new.token)).id == new.key.id
     actions = [e["action"] for e in await audit_rows(owner, "api_key", old.key.id)]
-    assert actions == ["api_key.issue", "api_key.rotate"]
+    assert actions == ["api_key.issue", "api_key.rotate", "api_key.refuse"]  # expired: refused
     issued_event = await audit_rows(owner, "api_key", new.key.id)
     assert [e["action"] for e in issued_event] == ["api_key.issue"]
 

@@ -32,6 +32,7 @@ COMMANDS: dict[str, list[str]] = {
     "audit verify": ["audit", "verify"],
     "audit head": ["audit", "head"],
     "audit drop-partitions": ["audit", "drop-partitions", "--keep-months", "3"],
+    "cleanup": ["cleanup", "--dry-run"],
     "demo": ["demo"],
     "bench": ["bench", "--quick", "--only", "get_by_id", "--no-progress"],
 }
@@ -66,7 +67,7 @@ def test_version_names_the_installed_distribution() -> None:
 def test_help_is_for_users_and_lists_every_command_and_the_exit_codes() -> None:
     result = vdata_cli("--help")
     assert result.returncode == 0
-    for command in ("migrate", "check", "explain", "audit", "demo", "bench"):
+    for command in ("migrate", "check", "explain", "audit", "cleanup", "demo", "bench"):
         assert command in result.stdout
     assert "exit codes" in result.stdout and "VDATA_DSN" in result.stdout
     assert "module" not in result.stdout  # no developer docstring

@@ -20,7 +20,7 @@ def vdata_settings() -> Any:
 
 
 def test_the_docs_have_examples() -> None:
-    assert len(python_blocks("api_keys.md")) >= 6
+    assert len(python_blocks("api_keys.md")) >= 8
     assert len(python_blocks("sessions.md")) >= 4
 
 
@@ -39,13 +39,14 @@ async def test_api_key_examples_run(vdata_db: Any, vdata_dsn: str) -> None:
         await owner.close()
     expected = [
         "api_key.issue",
+        "api_key.refuse",
         "api_key.issue",
         "api_key.revoke",
         "api_key.soft_delete",
         "api_key.restore",
         "api_key.rotate",
     ]
-    assert actions == [*expected, "api_key.issue"]
+    assert actions == [*expected, "api_key.issue", "api_key.update"]
 
 
 async def test_session_examples_run(vdata_db: Any) -> None:

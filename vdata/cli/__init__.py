@@ -19,6 +19,7 @@ _COMMANDS = (
     "vdata.cli.check",
     "vdata.cli.explain",
     "vdata.cli.audit",
+    "vdata.cli.cleanup",
     "vdata.cli.demo",
     "vdata.cli.bench",
 )

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-__all__ = ["ApiKey", "ApiKeyUsage", "IssuedApiKey"]
+__all__ = ["ApiKey", "ApiKeyUsage", "ApiKeyUsageDay", "IssuedApiKey"]
 
-from datetime import datetime
+from datetime import date, datetime
 from uuid import UUID
 
 import msgspec
@@ -48,6 +48,15 @@ class ApiKeyUsage(msgspec.Struct, frozen=True):
     usable_key_count: int  # neither revoked nor expired
     total_uses: int
     last_used_at: datetime | None
+
+
+class ApiKeyUsageDay(msgspec.Struct, frozen=True):
+    """How often one key was used on one UTC day, and when last that day."""
+
+    api_key_id: UUID
+    used_on: date
+    uses: int
+    last_used_at: datetime
 
 
 class IssuedApiKey:

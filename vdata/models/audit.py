@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-__all__ = ["AuditDailyCount", "AuditEvent", "ChainHead", "ChainReport", "DroppedPartition"]
+__all__ = [
+    "AuditActorCount",
+    "AuditDailyCount",
+    "AuditEntityTypeCount",
+    "AuditEvent",
+    "ChainHead",
+    "ChainReport",
+    "DroppedPartition",
+]
 
 import datetime as dt
 
@@ -32,6 +40,25 @@ class AuditDailyCount(msgspec.Struct, frozen=True):
     action: str
     occurred_on: dt.date
     events: int
+
+
+class AuditActorCount(msgspec.Struct, frozen=True):
+    """How many events one actor caused in a time range, and when the first and last."""
+
+    actor: str
+    events: int
+    first_at: dt.datetime
+    last_at: dt.datetime
+
+
+class AuditEntityTypeCount(msgspec.Struct, frozen=True):
+    """How many events touched one entity type in a time range, by how many actors."""
+
+    entity_type: str
+    events: int
+    actors: int
+    first_at: dt.datetime
+    last_at: dt.datetime
 
 
 class ChainReport(msgspec.Struct, frozen=True):

@@ -6,6 +6,8 @@ __all__ = [
     "Credentials",
     "EmailVerification",
     "NewUser",
+    "PasswordReset",
+    "PasswordResetRow",
     "RevokedCredentials",
     "User",
     "UserPatch",
@@ -143,6 +145,40 @@ class EmailVerification:
     def __repr__(self) -> str:
         return (
             f"EmailVerification(user_id={self.user.id!s}, token={_MASK}, "
+            f"expires_at={self.expires_at.isoformat()})"
+        )
+
+    __str__ = __repr__
+
+
+class PasswordResetRow(User, frozen=True):
+    """The user a reset token was just issued for, and the token's expiry (a row)."""
+
+    expires_at: datetime
+
+
+class PasswordReset:
+    """A password-reset token just issued: send ``token`` to ``user.email``, once.
+
+    Only the token's SHA-256 is stored; repr/str never show the token. It
+    works once, until ``expires_at``.
+    """
+
+    __slots__ = ("_token", "expires_at", "user")
+
+    def __init__(self, user: User, token: SecretStr, expires_at: datetime) -> None:
+        self.user = user
+        self._token = token
+        self.expires_at = expires_at
+
+    @property
+    def token(self) -> str:
+        """The plaintext token, for the email; vdata keeps only its hash."""
+        return self._token.reveal()
+
+    def __repr__(self) -> str:
+        return (
+            f"PasswordReset(user_id={self.user.id!s}, token={_MASK}, "
             f"expires_at={self.expires_at.isoformat()})"
         )
 

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from vdata.engine.repository import Repository
 from vdata.repositories.api_keys import ApiKeyRepository
 from vdata.repositories.audit import AuditRepository
+from vdata.repositories.maintenance import MaintenanceRepository
 from vdata.repositories.projects import ProjectRepository
 from vdata.repositories.roles import RoleRepository
 from vdata.repositories.sessions import SessionRepository
@@ -24,4 +25,5 @@ BUNDLED_AREAS: Mapping[str, type[Repository]] = {
     "audit": AuditRepository,
     "projects": ProjectRepository,
     "tasks": TaskRepository,
+    "maintenance": MaintenanceRepository,
 }

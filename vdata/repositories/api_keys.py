@@ -1,4 +1,4 @@
-"""API keys: issue, verify in one round trip, scopes, list, revoke, rotate, purge, usage."""
+"""API keys: issue, verify in one round trip, change, list, revoke, rotate, purge, usage."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ __all__ = ["INVALID_API_KEY", "ApiKeyRepository"]
 
 import re
 from collections.abc import Iterable
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from uuid import UUID
 
 from vdata.engine.repository import Executor, Repository
@@ -17,7 +17,7 @@ from vdata.errors import (
     StaleVersionError,
     ValidationError,
 )
-from vdata.models.api_keys import ApiKey, ApiKeyUsage, IssuedApiKey
+from vdata.models.api_keys import ApiKey, ApiKeyUsage, ApiKeyUsageDay, IssuedApiKey
 from vdata.queries import Query, load
 from vdata.repositories._api_key_usage import UsageBuffer
 from vdata.security.tokens import SecretStr, hash_secret, mint_api_key, parse_api_key
@@ -37,6 +37,11 @@ _USAGE = _Q.bind("api_keys.get_api_key_usage_by_user_id", ApiKeyUsage)
 _SOFT_DELETE = _Q.bind("api_keys.soft_delete_api_key", ApiKey, entity="API key")
 _RESTORE = _Q.bind("api_keys.restore_api_key", ApiKey, entity="deleted API key")
 _VERSION = _Q.bind("api_keys.get_api_key_version", int)
+_UPDATE = _Q.bind("api_keys.update_api_key", ApiKey, entity="API key")
+_LIVE_VERSION = _Q.bind("api_keys.get_live_api_key_version", int, entity="API key")
+_USAGE_DAYS = _Q.bind("api_keys.list_api_key_usage_days", ApiKeyUsageDay)
+_REFUSE = _Q.bind("api_keys.record_api_key_refusal", int)
+_PURGE_REVOKED = _Q.bind("api_keys.delete_revoked_api_keys", int)
 
 # One message for every way a key can fail (malformed, bad checksum, unknown,
 # wrong secret, revoked, expired, owner inactive or deleted): a caller probing
@@ -149,14 +154,26 @@ class ApiKeyRepository(Repository):
             if key is not None:
                 usage.add(key.id)
         if key is None:
+            await self._refused(prefix, digest, None)
             raise AuthenticationError(INVALID_API_KEY, reason="invalid_api_key")
         if required_scopes is not None:
             missing = sorted(set(required_scopes).difference(key.scopes))
             if missing:
+                await self._refused(prefix, digest, "missing_scope")
                 raise PermissionDeniedError(
                     f"API key {key.prefix} lacks scope(s): {', '.join(missing)}"
                 )
         return key
+
+    async def _refused(self, prefix: str, digest: bytes, reason: str | None) -> None:
+        """Audit a refused use (``api_key.refuse``) if *prefix* is an existing key's.
+
+        One statement, on the failure path only. A well-formed key whose
+        prefix no key has writes nothing: it names nothing to review, and
+        guessing prefixes must not buy writes to the audit chain. Inside a
+        transaction the event commits or rolls back with it.
+        """
+        await self.value(_REFUSE, prefix=prefix, secret_hash=digest, reason=reason)
 
     async def get(self, key_id: UUID) -> ApiKey:
         """Return the key *key_id* (revoked and expired included); raise NotFoundError."""
@@ -271,6 +288,55 @@ class ApiKeyRepository(Repository):
                 break
         raise NotFoundError("usable API key", key_id)
 
+    async def update(
+        self,
+        key_id: UUID,
+        *,
+        expected_version: int,
+        name: str | None = None,
+        scopes: Iterable[str] | None = None,
+        actor: str | None = None,
+    ) -> ApiKey:
+        """Change the *name* and/or *scopes* of *key_id* if it is still at *expected_version*.
+
+        None keeps a field; *scopes* replaces the whole list. Audited as
+        ``api_key.update`` with the old and new values. Raise ValidationError
+        for a bad name or scope or nothing to change (nothing is written),
+        NotFoundError if the key is absent, revoked or deleted,
+        StaleVersionError if it changed since *expected_version*.
+        """
+        who = self.actor(actor)
+        if not isinstance(expected_version, int) or isinstance(expected_version, bool):
+            raise ValidationError("expected_version must be an int", field="expected_version")
+        if name is None and scopes is None:
+            raise ValidationError("nothing to update: pass name and/or scopes")
+        if name is not None:
+            check_identifier("name", name, max_length=200)
+        scope_list = None if scopes is None else _check_scopes(scopes)
+        return await self.update_versioned(
+            _UPDATE,
+            _LIVE_VERSION,
+            expected_version,
+            id=key_id,
+            name=name,
+            scopes=scope_list,
+            actor=who,
+        )
+
+    async def usage_history(
+        self, key_id: UUID, *, since: date | None = None, until: date | None = None
+    ) -> list[ApiKeyUsageDay]:
+        """Return the uses of *key_id* per UTC day in ``[since, until)``, oldest first.
+
+        Days without a use have no entry; today's entry grows as the key is
+        used. Uses still buffered by this process are written first.
+        """
+        for field, value in (("since", since), ("until", until)):
+            if value is not None and (not isinstance(value, date) or isinstance(value, datetime)):
+                raise ValidationError(f"{field} must be a date", field=field)
+        await self.flush_usage()
+        return await self.many(_USAGE_DAYS, id=key_id, since=since, until=until)
+
     async def cleanup_expired(
         self, *, older_than: float | timedelta = 0.0, actor: str | None = None
     ) -> int:
@@ -278,6 +344,14 @@ class ApiKeyRepository(Repository):
         who = self.actor(actor)
         seconds = _seconds("older_than", older_than)
         return int(str(await self.value(_PURGE, older_than_seconds=seconds, actor=who)))
+
+    async def cleanup_revoked(
+        self, *, older_than: float | timedelta = 30 * 86400.0, actor: str | None = None
+    ) -> int:
+        """Delete keys revoked more than *older_than* ago, auditing each; return the count."""
+        who = self.actor(actor)
+        seconds = _seconds("older_than", older_than)
+        return int(str(await self.value(_PURGE_REVOKED, older_than_seconds=seconds, actor=who)))
 
     async def usage(self, user_id: UUID) -> ApiKeyUsage:
         """Return usage totals over *user_id*'s keys (per key: ``ApiKey.use_count``).

@@ -7,7 +7,7 @@ trail, streams it, and re-computes its hash chain (see docs/audit-chain.md).
 
 from __future__ import annotations
 
-__all__ = ["AuditRepository"]
+__all__ = ["SECURITY_ACTIONS", "AuditRepository"]
 
 import datetime as dt
 from collections.abc import AsyncIterator
@@ -18,7 +18,9 @@ import msgspec
 
 from vdata.engine.repository import Repository, Slice
 from vdata.models.audit import (
+    AuditActorCount,
     AuditDailyCount,
+    AuditEntityTypeCount,
     AuditEvent,
     ChainHead,
     ChainReport,
@@ -41,6 +43,12 @@ _HEAD = _Q.bind("audit.get_audit_chain_head", ChainHead)
 _ANCHOR_HOLDS = _Q.bind("audit.audit_anchor_holds", bool)
 _SEAL = _Q.bind("audit.seal_audit_log", SealReport)
 _DROP_PARTITIONS = _Q.bind("audit.drop_audit_log_partitions", DroppedPartition)
+_BY_ACTOR_COUNT = _Q.bind("audit.count_audit_events_by_actor", AuditActorCount)
+_BY_ENTITY_TYPE_COUNT = _Q.bind("audit.count_audit_events_by_entity_type", AuditEntityTypeCount)
+_SECURITY = _Q.bind("audit.list_security_events", AuditEvent)
+
+# The events list_security_events returns (the partial index's predicate).
+SECURITY_ACTIONS = ("api_key.refuse", "user.lock", "user.login_failed")
 
 
 def _json(field: str, value: Any) -> str | None:
@@ -173,6 +181,52 @@ class AuditRepository(Repository):
         """Return event counts per action per UTC day in ``[since, until)``, in one query."""
         return await self.many(
             _BY_DAY, since=check_instant("since", since), until=check_instant("until", until)
+        )
+
+    async def stats_by_actor(
+        self, *, since: dt.datetime | None = None, until: dt.datetime | None = None
+    ) -> list[AuditActorCount]:
+        """Return event counts per actor in ``[since, until)``, most events first."""
+        return await self.many(
+            _BY_ACTOR_COUNT,
+            since=check_instant("since", since),
+            until=check_instant("until", until),
+        )
+
+    async def stats_by_entity_type(
+        self, *, since: dt.datetime | None = None, until: dt.datetime | None = None
+    ) -> list[AuditEntityTypeCount]:
+        """Return event and distinct-actor counts per entity type in ``[since, until)``."""
+        return await self.many(
+            _BY_ENTITY_TYPE_COUNT,
+            since=check_instant("since", since),
+            until=check_instant("until", until),
+        )
+
+    async def security_events(
+        self,
+        *,
+        since: dt.datetime | None = None,
+        until: dt.datetime | None = None,
+        cursor: str | None = None,
+        limit: int = 50,
+    ) -> Slice[AuditEvent]:
+        """Return one keyset page of failed and refused activity, newest first.
+
+        The events are failed logins (``user.login_failed``), lockouts
+        (``user.lock``) and refused API keys (``api_key.refuse``) in
+        ``[since, until)``; a partial index holds just those. Raise
+        ValidationError for a naive datetime, a tampered cursor or a *limit*
+        outside 1..1000.
+        """
+        return await self.keyset_page(
+            _SECURITY,
+            cursor,
+            limit,
+            _by_time,
+            _after_time,
+            since=check_instant("since", since),
+            until=check_instant("until", until),
         )
 
     async def export(

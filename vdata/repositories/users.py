@@ -7,14 +7,22 @@ takes as long as a wrong password and both get the same error message.
 
 from __future__ import annotations
 
-__all__ = ["INVALID_LOGIN", "INVALID_VERIFICATION", "SORT_KEYS", "UserRepository"]
+__all__ = [
+    "INVALID_LOGIN",
+    "INVALID_RESET",
+    "INVALID_VERIFICATION",
+    "SORT_KEYS",
+    "UserRepository",
+]
 
 import builtins
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import timedelta
 from ipaddress import IPv4Address, IPv6Address, ip_address
 from typing import Any
 from uuid import UUID
+
+import msgspec
 
 from vdata.engine.repository import Page, Repository, Slice
 from vdata.errors import (
@@ -28,6 +36,8 @@ from vdata.models.users import (
     Credentials,
     EmailVerification,
     NewUser,
+    PasswordReset,
+    PasswordResetRow,
     RevokedCredentials,
     User,
     UserPatch,
@@ -76,11 +86,16 @@ _RECORD_LOGIN = _Q.bind("users.record_login", User)
 _CHANGE_PASSWORD = _Q.bind("users.change_user_password", User)
 _SET_VERIFICATION = _Q.bind("users.set_email_verification", User)
 _VERIFY_EMAIL = _Q.bind("users.verify_user_email", User)
+_SET_RESET = _Q.bind("users.set_password_reset", PasswordResetRow)
+_RESET_HOLDER = _Q.bind("users.get_password_reset_user", User)
+_RESET = _Q.bind("users.reset_password", User)
+_UNLOCK = _Q.bind("users.unlock_user", User)
 
 # One message for an unknown login, a wrong password and an inactive
 # account: telling them apart would let a guesser enumerate accounts.
 INVALID_LOGIN = "invalid username, email or password"
 INVALID_VERIFICATION = "invalid, used or expired email verification token"
+INVALID_RESET = "invalid, used or expired password reset token"
 _MAX_LOGIN = 254  # the longest email; longer input cannot name anyone
 _MAX_TOKEN = 512
 
@@ -513,6 +528,126 @@ class UserRepository(Repository):
             raise AuthenticationError(INVALID_VERIFICATION, reason="invalid_token")
         return user
 
+    # -- password reset and unlock -----------------------------------------
+
+    async def issue_password_reset(
+        self,
+        login: str,
+        *,
+        ip: str | IPv4Address | IPv6Address | None = None,
+        actor: str | None = None,
+    ) -> PasswordReset | None:
+        """Issue a single-use password-reset token for the account *login* names.
+
+        *login* is a username or an email (any letter case). Return the
+        token to send to ``result.user.email`` (the plaintext is only here;
+        the database keeps its SHA-256, valid ``Settings.password_reset_ttl``
+        seconds, replacing an earlier one), or None when no live, active
+        account has that login. Either way the call does the same work, as
+        ``authenticate`` does for an unknown login: one argon2 verification
+        (against a fixed hash), one token minted, one statement; tell the
+        person asking the same thing in both cases. *actor* defaults to the
+        account.
+        """
+        address = _check_ip(ip)
+        chosen = actor if actor is not None else self.executor.actor
+        who = None if chosen is None else check_actor(chosen)
+        ttl = float(self.executor.settings.password_reset_ttl)
+        issued = mint_token()
+        # The statement writes only for an account (token and audit rows), a
+        # difference of well under a millisecond; an argon2 verification on
+        # every call, as an unknown login costs in authenticate(), makes that
+        # difference small beside the whole, as it is for a login.
+        await self._hasher.verify_dummy(issued.token.reveal())
+        # Input that cannot name an account runs the same statement with a
+        # login that matches none (usernames have 3+ characters, emails an @).
+        claimed = login if _plausible_login(login) else ""
+        row = await self.one_or_none(
+            _SET_RESET,
+            login=claimed,
+            token_hash=issued.token_hash,
+            ttl_seconds=ttl,
+            ip=address,
+            actor=who,
+        )
+        if row is None:
+            return None
+        fields = msgspec.structs.astuple(row)
+        return PasswordReset(User(*fields[:-1]), issued.token, row.expires_at)
+
+    async def password_reset_user(self, token: str | SecretStr) -> User:
+        """Return the account a valid reset *token* is for, without using the token up.
+
+        For a reset form that shows the account's sessions and API keys to
+        choose from. Raise AuthenticationError for an unknown, used or
+        expired token.
+        """
+        text = token.reveal() if isinstance(token, SecretStr) else token
+        if not isinstance(text, str) or not 0 < len(text) <= _MAX_TOKEN:
+            raise AuthenticationError(INVALID_RESET, reason="invalid_token")
+        user = await self.one_or_none(_RESET_HOLDER, token_hash=hash_token(text))
+        if user is None:
+            raise AuthenticationError(INVALID_RESET, reason="invalid_token")
+        return user
+
+    async def reset_password(
+        self,
+        token: str | SecretStr,
+        new_password: str,
+        *,
+        revoke_sessions: bool | Iterable[UUID] = True,
+        revoke_api_keys: bool | Iterable[UUID] = False,
+        ip: str | IPv4Address | IPv6Address | None = None,
+        actor: str | None = None,
+    ) -> User:
+        """Set *new_password* with a reset *token*, using the token up; return the user.
+
+        One statement checks and deletes the token, sets the password,
+        clears the lockout, revokes the chosen sessions and API keys (True:
+        all, False: none, or the ids to revoke) and audits it all. Raise
+        ValidationError if *new_password* breaks the policy (the token stays
+        valid) and AuthenticationError for an unknown, used or expired
+        token, or an account deactivated or deleted since. The new password
+        is hashed before the token is looked at, so a bad token costs as
+        much as a good one. *actor* defaults to the account.
+        """
+        address = _check_ip(ip)
+        chosen = actor if actor is not None else self.executor.actor
+        who = None if chosen is None else check_actor(chosen)
+        all_sessions, session_ids = _revocation("revoke_sessions", revoke_sessions)
+        all_keys, key_ids = _revocation("revoke_api_keys", revoke_api_keys)
+        new_hash = await self._hasher.hash(new_password)  # checks the policy first
+        text = token.reveal() if isinstance(token, SecretStr) else token
+        if not isinstance(text, str) or not 0 < len(text) <= _MAX_TOKEN:
+            raise AuthenticationError(INVALID_RESET, reason="invalid_token")
+        user = await self.one_or_none(
+            _RESET,
+            digest=hash_token(text),
+            new_hash=new_hash,
+            all_sessions=all_sessions,
+            session_ids=session_ids,
+            all_keys=all_keys,
+            key_ids=key_ids,
+            ip=address,
+            actor=who,
+        )
+        if user is None:
+            raise AuthenticationError(INVALID_RESET, reason="invalid_token")
+        return user
+
+    async def unlock(self, id: UUID, *, actor: str | None = None) -> User:
+        """Clear the lockout and failed-login count of the live user *id*; return it.
+
+        Audited as ``user.unlock``. A user with nothing to clear comes back
+        unchanged and nothing is written. Raise NotFoundError if the user is
+        absent or soft-deleted.
+        """
+        who = self.actor(actor)
+        user = await self.one_or_none(_UNLOCK, id=id, actor=who)
+        if user is None:
+            return await self.one(_GET, id=id)  # absent: NotFoundError
+        return user
+
     # -- helpers ------------------------------------------------------------
 
     async def _count_failure(self, user_id: UUID, address: str | None) -> None:
@@ -542,3 +677,15 @@ class UserRepository(Repository):
             # Set under an older, looser policy: keep the old hash rather
             # than lock the user out; the policy applies at the next change.
             return None
+
+
+def _revocation(field: str, choice: bool | Iterable[UUID]) -> tuple[bool, builtins.list[UUID]]:
+    """Return (all, ids) for a revoke choice: True, False, or the ids to revoke."""
+    if isinstance(choice, bool):
+        return choice, []
+    if isinstance(choice, (str, bytes)) or not isinstance(choice, Iterable):
+        raise ValidationError(f"{field} must be True, False or a list of ids", field=field)
+    ids = builtins.list(choice)
+    if not all(isinstance(i, UUID) for i in ids):
+        raise ValidationError(f"{field} must hold UUIDs", field=field)
+    return False, ids
