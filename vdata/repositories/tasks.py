@@ -71,9 +71,9 @@ _ACCESS = _Q.bind("tasks.get_task_access", TaskAccess)
 _PROJECT_ACCESS = _Q.bind("projects.get_project_access", ProjectAccess)
 _USER_ACTIVE = _Q.bind("tasks.get_user_is_active", bool)
 _ALLOWED = _Q.bind("tasks.get_status_transition_allowed", bool)
-_MATCHING = _Q.bind("tasks.list_tasks_matching", Task)
-_MATCHING_COUNT = _Q.bind("tasks.count_tasks_matching", int)
-_MATCHING_AFTER = _Q.bind("tasks.list_tasks_matching_after", Task)
+_MATCHING = _Q.bind("tasks.list_tasks_matching", Task, lag_tolerant=True)
+_MATCHING_COUNT = _Q.bind("tasks.count_tasks_matching", int, lag_tolerant=True)
+_MATCHING_AFTER = _Q.bind("tasks.list_tasks_matching_after", Task, lag_tolerant=True)
 
 MAX_BULK = 10_000
 MAX_FILTER_IDS = 1000
