@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from vdata.settings import Settings
 
 T = TypeVar("T")
+K = TypeVar("K")
 
 
 class Executor(Protocol):
@@ -182,6 +183,34 @@ class Repository:
         if expected_version is None or await self.one_or_none(version_of, id=key) is None:
             raise NotFoundError(q.entity, key)
         raise StaleVersionError(q.entity, key, expected_version=expected_version)
+
+    async def change_all(
+        self,
+        q: Query[T],
+        ids: Sequence[K],
+        blame: Callable[[K], Awaitable[object]],
+        /,
+        **params: object,
+    ) -> list[T]:
+        """Run the all-or-nothing bulk write *q* over *ids*; explain a refusal.
+
+        *q* takes ``:ids`` and changes every one of those rows or none (it
+        checks that every id qualifies before it writes), returning the
+        changed rows. No row back for a non-empty *ids* means one did not
+        qualify: *blame* is awaited for each id in order and raises the
+        error for the first that does not (NotFoundError,
+        PermissionDeniedError, ...). If none raises, the rows changed
+        between the statement and the checks: StaleVersionError, and the
+        caller may try again. Empty *ids* runs nothing.
+        """
+        if not ids:
+            return []
+        rows = await self.many(q, ids=ids, **params)
+        if rows:
+            return rows
+        for key in ids:  # find the one to blame; only on failure
+            await blame(key)
+        raise StaleVersionError(q.entity, None)
 
     # -- principals and pages -------------------------------------------
 

@@ -45,7 +45,7 @@ _DELETE = _Q.bind("projects.soft_delete_project", Project)
 _RESTORE = _Q.bind("projects.restore_project", Project, entity="deleted project")
 _DELETED_VERSION = _Q.bind("projects.get_deleted_project_version", int)
 _DELETE_MANY = _Q.bind("projects.soft_delete_projects", Project)
-_RESTORE_MANY = _Q.bind("projects.restore_projects", Project)
+_RESTORE_MANY = _Q.bind("projects.restore_projects", Project, entity="deleted project")
 _STATS = _Q.bind("projects.get_project_stats", ProjectStats)
 
 MAX_BULK = 10_000
@@ -265,18 +265,17 @@ class ProjectRepository(Repository):
         project that does not qualify (nothing is deleted then).
         """
         ids = check_ids("project_ids", project_ids, max_count=MAX_BULK)
-        if not ids:
-            return []
-        deleted = await self.many(_DELETE_MANY, ids=ids, as_user=as_user, actor=self.actor(actor))
-        if not deleted:
-            for project_id in ids:  # find the one to blame; only on failure
-                access = await self.one_or_none(_ACCESS, id=project_id, as_user=as_user)
-                if access is None or not access.visible:
-                    raise NotFoundError("project", project_id)
-                if not access.is_owner:
-                    raise PermissionDeniedError("only the owner may change this project")
-            raise StaleVersionError("project", None)  # every one qualifies now: try again
-        return deleted
+
+        async def blame(project_id: uuid.UUID) -> None:
+            access = await self.one_or_none(_ACCESS, id=project_id, as_user=as_user)
+            if access is None or not access.visible:
+                raise NotFoundError("project", project_id)
+            if not access.is_owner:
+                raise PermissionDeniedError("only the owner may change this project")
+
+        return await self.change_all(
+            _DELETE_MANY, ids, blame, as_user=as_user, actor=self.actor(actor)
+        )
 
     async def restore_many(
         self, project_ids: Sequence[uuid.UUID], *, as_user: uuid.UUID, actor: str | None = None
@@ -288,15 +287,14 @@ class ProjectRepository(Repository):
         ``restore`` (nothing is restored then).
         """
         ids = check_ids("project_ids", project_ids, max_count=MAX_BULK)
-        if not ids:
-            return []
-        restored = await self.many(_RESTORE_MANY, ids=ids, as_user=as_user, actor=self.actor(actor))
-        if not restored:
-            for project_id in ids:
-                if await self.value(_DELETED_VERSION, id=project_id, as_user=as_user) is None:
-                    raise NotFoundError("deleted project", project_id)
-            raise StaleVersionError("deleted project", None)
-        return restored
+
+        async def blame(project_id: uuid.UUID) -> None:
+            if await self.value(_DELETED_VERSION, id=project_id, as_user=as_user) is None:
+                raise NotFoundError("deleted project", project_id)
+
+        return await self.change_all(
+            _RESTORE_MANY, ids, blame, as_user=as_user, actor=self.actor(actor)
+        )
 
     async def stats(self, project_id: uuid.UUID, *, as_user: uuid.UUID) -> ProjectStats:
         """Return task counts per status, completion rate and overdue count, in one query."""

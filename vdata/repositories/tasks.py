@@ -18,6 +18,7 @@ __all__ = ["TaskRepository", "check_status"]
 import datetime as dt
 import uuid
 from collections.abc import Sequence
+from functools import partial
 from typing import Any, NoReturn
 
 import msgspec
@@ -60,7 +61,7 @@ _STATUS_MANY = _Q.bind("tasks.update_tasks_status", Task)
 _DELETE = _Q.bind("tasks.soft_delete_task", Task)
 _RESTORE = _Q.bind("tasks.restore_task", Task, entity="deleted task")
 _DELETE_MANY = _Q.bind("tasks.soft_delete_tasks", Task)
-_RESTORE_MANY = _Q.bind("tasks.restore_tasks", Task)
+_RESTORE_MANY = _Q.bind("tasks.restore_tasks", Task, entity="deleted task")
 _ASSIGN_MANY = _Q.bind("tasks.update_tasks_assignee", Task)
 _DELETED_ACCESS = _Q.bind("tasks.get_deleted_task_access", DeletedTaskAccess)
 _LOCK_PROJECT = _Q.bind("tasks.lock_project_for_new_tasks", uuid.UUID)
@@ -311,18 +312,14 @@ class TaskRepository(Repository):
             raise ValidationError(f"at most {MAX_BULK} tasks at once", field="task_ids")
         if not ids:
             return []
-        changed = await self.many(
+        return await self.change_all(
             _STATUS_MANY,
-            ids=ids,
+            ids,
+            partial(self._explain, as_user=as_user, status=status),
             as_user=as_user,
             status=check_status(status),
             actor=self.actor(actor),
         )
-        if not changed:
-            for task_id in ids:  # find the one to blame; only on failure
-                await self._explain(task_id, as_user, status=status)
-            raise StaleVersionError("task", None)  # every one qualified a moment ago
-        return changed
 
     async def soft_delete(
         self,
@@ -384,14 +381,13 @@ class TaskRepository(Repository):
         task that does not qualify (nothing is deleted then).
         """
         ids = check_ids("task_ids", task_ids, max_count=MAX_BULK)
-        if not ids:
-            return []
-        deleted = await self.many(_DELETE_MANY, ids=ids, as_user=as_user, actor=self.actor(actor))
-        if not deleted:
-            for task_id in ids:  # find the one to blame; only on failure
-                await self._explain(task_id, as_user, owner_only=True)
-            raise StaleVersionError("task", None)  # every one qualifies now: try again
-        return deleted
+        return await self.change_all(
+            _DELETE_MANY,
+            ids,
+            partial(self._explain, as_user=as_user, owner_only=True),
+            as_user=as_user,
+            actor=self.actor(actor),
+        )
 
     async def restore_many(
         self, task_ids: Sequence[uuid.UUID], *, as_user: uuid.UUID, actor: str | None = None
@@ -402,14 +398,13 @@ class TaskRepository(Repository):
         task that does not qualify (nothing is restored then).
         """
         ids = check_ids("task_ids", task_ids, max_count=MAX_BULK)
-        if not ids:
-            return []
-        restored = await self.many(_RESTORE_MANY, ids=ids, as_user=as_user, actor=self.actor(actor))
-        if not restored:
-            for task_id in ids:
-                await self._explain_deleted(task_id, as_user)
-            raise StaleVersionError("deleted task", None)
-        return restored
+        return await self.change_all(
+            _RESTORE_MANY,
+            ids,
+            partial(self._explain_deleted, as_user=as_user),
+            as_user=as_user,
+            actor=self.actor(actor),
+        )
 
     async def assign_many(
         self,
@@ -428,17 +423,19 @@ class TaskRepository(Repository):
         ids = check_ids("task_ids", task_ids, max_count=MAX_BULK)
         if assignee_id is not None and not isinstance(assignee_id, uuid.UUID):
             raise ValidationError("assignee_id must be a UUID or None", field="assignee_id")
-        if not ids:
-            return []
-        changed = await self.many(
-            _ASSIGN_MANY, ids=ids, as_user=as_user, assignee_id=assignee_id, actor=self.actor(actor)
-        )
-        if not changed:
+
+        async def blame(task_id: uuid.UUID) -> None:
             await self._check_assignee(assignee_id)
-            for task_id in ids:
-                await self._explain(task_id, as_user, owner_only=True)
-            raise StaleVersionError("task", None)
-        return changed
+            await self._explain(task_id, as_user, owner_only=True)
+
+        return await self.change_all(
+            _ASSIGN_MANY,
+            ids,
+            blame,
+            as_user=as_user,
+            assignee_id=assignee_id,
+            actor=self.actor(actor),
+        )
 
     # -- reads ---------------------------------------------------------------
 

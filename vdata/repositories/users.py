@@ -77,7 +77,7 @@ _RESTORE = _Q.bind("users.restore_user", User, entity="deleted user")
 _PURGE = _Q.bind("users.purge_user", User, entity="deleted user")
 _DELETED_VERSION = _Q.bind("users.get_deleted_user_version", int)
 _SOFT_DELETE_MANY = _Q.bind("users.soft_delete_users", User)
-_RESTORE_MANY = _Q.bind("users.restore_users", User)
+_RESTORE_MANY = _Q.bind("users.restore_users", User, entity="deleted user")
 _REVOKE_CREDENTIALS = _Q.bind("users.revoke_user_credentials", RevokedCredentials, entity="user")
 _CREDENTIALS_BY_LOGIN = _Q.bind("users.get_user_credentials_by_login", Credentials)
 _CREDENTIALS_BY_ID = _Q.bind("users.get_user_credentials_by_id", Credentials)
@@ -305,15 +305,12 @@ class UserRepository(Repository):
         """
         who = self.actor(actor)
         unique = check_ids("ids", ids, max_count=MAX_BULK)
-        if not unique:
-            return []
-        deleted = await self.many(_SOFT_DELETE_MANY, ids=unique, actor=who)
-        if not deleted:
-            for user_id in unique:
-                if await self.value(_VERSION, id=user_id) is None:
-                    raise NotFoundError("user", user_id)
-            raise StaleVersionError("user", None)  # every one qualifies now: try again
-        return deleted
+
+        async def blame(user_id: UUID) -> None:
+            if await self.value(_VERSION, id=user_id) is None:
+                raise NotFoundError("user", user_id)
+
+        return await self.change_all(_SOFT_DELETE_MANY, unique, blame, actor=who)
 
     async def restore_many(
         self, ids: Sequence[UUID], *, actor: str | None = None
@@ -325,15 +322,12 @@ class UserRepository(Repository):
         """
         who = self.actor(actor)
         unique = check_ids("ids", ids, max_count=MAX_BULK)
-        if not unique:
-            return []
-        restored = await self.many(_RESTORE_MANY, ids=unique, actor=who)
-        if not restored:
-            for user_id in unique:
-                if await self.value(_DELETED_VERSION, id=user_id) is None:
-                    raise NotFoundError("deleted user", user_id)
-            raise StaleVersionError("deleted user", None)
-        return restored
+
+        async def blame(user_id: UUID) -> None:
+            if await self.value(_DELETED_VERSION, id=user_id) is None:
+                raise NotFoundError("deleted user", user_id)
+
+        return await self.change_all(_RESTORE_MANY, unique, blame, actor=who)
 
     async def revoke_credentials(self, id: UUID, *, actor: str | None = None) -> RevokedCredentials:
         """Revoke every API key and live session of user *id* in one statement.
