@@ -42,7 +42,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg
-from psycopg.conninfo import make_conninfo
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 import vdata
 from vdata.bench.operations import ACTOR, Workload, cheap_settings, read_sql
@@ -249,7 +249,12 @@ async def row_security(
         out["row_security_active"] = active = bool(await db.fetchval(_ACTIVE, ()))
         if not active:
             return out
-        owner = await asyncpg.connect(owner_dsn)
+        # The copy logs in with the service role's password, where it has one
+        # (bypass_role.sql reads it from this session's setting).
+        password = conninfo_to_dict(w.app_dsn).get("password") or ""
+        owner = await asyncpg.connect(
+            owner_dsn, server_settings={"vdata.bench_bypass_password": str(password)}
+        )
         try:
             await owner.execute(read_sql("bypass_role.sql"))
         finally:
