@@ -124,8 +124,8 @@ class UserPatch(msgspec.Struct, frozen=True, kw_only=True):
     full_name: str | None = None
 
 
-class EmailVerification:
-    """A verification token just issued: send ``token`` to ``user.email``, once.
+class _IssuedToken:
+    """A token just issued for *user*: send ``token`` to ``user.email``, once.
 
     Only the token's SHA-256 is stored; repr/str never show the token.
     """
@@ -144,11 +144,20 @@ class EmailVerification:
 
     def __repr__(self) -> str:
         return (
-            f"EmailVerification(user_id={self.user.id!s}, token={_MASK}, "
+            f"{type(self).__name__}(user_id={self.user.id!s}, token={_MASK}, "
             f"expires_at={self.expires_at.isoformat()})"
         )
 
     __str__ = __repr__
+
+
+class EmailVerification(_IssuedToken):
+    """A verification token just issued: send ``token`` to ``user.email``, once.
+
+    Only the token's SHA-256 is stored; repr/str never show the token.
+    """
+
+    __slots__ = ()
 
 
 class PasswordResetRow(User, frozen=True):
@@ -157,29 +166,11 @@ class PasswordResetRow(User, frozen=True):
     expires_at: datetime
 
 
-class PasswordReset:
+class PasswordReset(_IssuedToken):
     """A password-reset token just issued: send ``token`` to ``user.email``, once.
 
     Only the token's SHA-256 is stored; repr/str never show the token. It
     works once, until ``expires_at``.
     """
 
-    __slots__ = ("_token", "expires_at", "user")
-
-    def __init__(self, user: User, token: SecretStr, expires_at: datetime) -> None:
-        self.user = user
-        self._token = token
-        self.expires_at = expires_at
-
-    @property
-    def token(self) -> str:
-        """The plaintext token, for the email; vdata keeps only its hash."""
-        return self._token.reveal()
-
-    def __repr__(self) -> str:
-        return (
-            f"PasswordReset(user_id={self.user.id!s}, token={_MASK}, "
-            f"expires_at={self.expires_at.isoformat()})"
-        )
-
-    __str__ = __repr__
+    __slots__ = ()
